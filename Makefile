@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test` (each creates .venv on first use).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+AF := $(VENV)/bin/astroflow
+DEMO ?= runs/demo-tec
+WORKERS ?= $(shell nproc)
+
+.PHONY: venv demo demo-hetdex test test-fast bench images render kind-e2e clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard native/*/*.cpp native/*/*.hpp)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(AF) demo tec --out $(DEMO) --workers $(WORKERS)
+
+test: venv
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not docker and not slow"
+
+bench: venv
+	$(PY) benchmarks/run_all.py
+
+images: venv
+	$(PY) images/build.py
+
+render: venv
+	$(AF) render --out argo
+
+kind-e2e: images
+	bash scripts/kind-e2e.sh
+
+clean-venv:
+	rm -rf $(VENV)

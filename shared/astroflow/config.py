@@ -1,0 +1,139 @@
+"""One validated run configuration: a TOML or YAML file plus command-line overrides.
+
+Layout of the file (every section optional)::
+
+    pipeline = "tec"
+    [run]            # runner options: workers, max_failed_fraction, max_shards
+    workers = 2
+    [settings]       # the pipeline's settings (the runbook's hand edits)
+    sector = 33
+    data_root = "/data/tess"
+    [steps.ses_mes]  # one step's parameters
+    shard_size = 40
+
+The resolved configuration is written to ``RUN/run.json`` and every later command on that run
+(``status``, ``--retry-failed``, an Argo pod) reads it from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from astroflow import __version__
+from astroflow.atomic import write_json
+from astroflow.errors import ConfigError
+from astroflow.pipeline import Pipeline, Settings
+from astroflow.step import StepParams
+
+RUN_FILE = "run.json"
+
+
+class RunnerOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    max_failed_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    max_shards: int = Field(1000, ge=1)
+
+
+class RunConfig(BaseModel):
+    """The resolved configuration of one run."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    pipeline: str
+    run: RunnerOptions = RunnerOptions()
+    settings: dict[str, Any] = {}
+    steps: dict[str, dict[str, Any]] = {}
+    code_version: str = __version__
+
+    def typed_settings(self, pipeline: Pipeline) -> Settings:
+        return pipeline.settings.model_validate(self.settings)
+
+    def step_params(self, pipeline: Pipeline, step: str) -> StepParams:
+        return pipeline.step(step).params.model_validate(self.steps.get(step, {}))
+
+    def enabled_steps(self, pipeline: Pipeline) -> set[str]:
+        return {s.name for s in pipeline.steps if self.step_params(pipeline, s.name).enabled}
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from exc
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a table of keys")
+    return data
+
+
+def resolve(
+    pipeline: Pipeline,
+    file_data: dict | None = None,
+    settings: dict | None = None,
+    runner: dict | None = None,
+    steps: dict | None = None,
+) -> RunConfig:
+    """Merge file values with overrides (overrides win) and validate everything."""
+    data = dict(file_data or {})
+    if data.get("pipeline", pipeline.name) != pipeline.name:
+        raise ConfigError(f"configuration is for pipeline {data['pipeline']!r}, not {pipeline.name!r}")
+    data["pipeline"] = pipeline.name
+    data["run"] = {**data.get("run", {}), **(runner or {})}
+    data["settings"] = {**data.get("settings", {}), **(settings or {})}
+    merged_steps = {k: dict(v) for k, v in data.get("steps", {}).items()}
+    for name, params in (steps or {}).items():
+        merged_steps.setdefault(name, {}).update(params)
+    data["steps"] = merged_steps
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    try:
+        validated = cfg.typed_settings(pipeline)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, "settings")) from None
+    cfg.settings = json.loads(validated.model_dump_json())
+    for name in cfg.steps:
+        if name not in pipeline.by_name:
+            raise ConfigError(f"[steps.{name}]: pipeline {pipeline.name} has no step {name!r}")
+        try:
+            cfg.step_params(pipeline, name)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, f"steps.{name}")) from None
+    return cfg
+
+
+def _explain(exc: ValidationError, section: str = "") -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in ((section,) if section else ()) + tuple(err["loc"]))
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def save(cfg: RunConfig, run_dir: Path) -> Path:
+    return write_json(run_dir / RUN_FILE, json.loads(cfg.model_dump_json()))
+
+
+def load(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / RUN_FILE
+    try:
+        return RunConfig.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir}: not a run directory (no {RUN_FILE})") from None

@@ -1,0 +1,69 @@
+"""TEC (TESS-ExoClass) sector vetting, the runbook in order (../seeds/000: steps 1-11 so far).
+
+    astroflow run tec --data-root DIR --sector N --toi-csv TOI.csv --known-planets PS.csv --out RUN
+    astroflow demo tec --out RUN        # simulated sector, same pipeline
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from astroflow.pipeline import Pipeline
+from steps.tec.dump import dump
+from steps.tec.dv_report_pages import dv_report_pages
+from steps.tec.federate_known import federate_known
+from steps.tec.federate_toi import federate_toi
+from steps.tec.flux_triage import flux_triage_step
+from steps.tec.gather import gather
+from steps.tec.resample import resample
+from steps.tec.self_match import self_match_step
+from steps.tec.ses_mes import ses_mes
+from steps.tec.settings import TecSettings
+from steps.tec.skyline import skyline
+
+
+class TecSimulation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_tces: int = Field(200, ge=1, description="number of TCEs in the simulated sector")
+    seed: int = Field(0, description="random seed (the same seed gives the same sector)")
+    sector: int = Field(33, ge=1, description="sector number")
+    family: Literal["spoc", "ftl"] = Field("spoc", description="2-min SPOC names or 10-min FTL/HLSP names")
+
+
+def simulate(out: Path, opts: TecSimulation) -> dict:
+    """Write a simulated sector in the SPOC formats; return the settings that run TEC on it."""
+    from steps.tec.simulate import simulate_sector
+
+    sim = simulate_sector(Path(out), n_tces=opts.n_tces, seed=opts.seed, sector=opts.sector, family=opts.family)
+    return {
+        "data_root": str(out),
+        "sector": opts.sector,
+        "family": "hlsp" if opts.family == "ftl" else "spoc",
+        "toi_csv": str(sim.toi_csv),
+        "known_planets": str(sim.known_planets),
+    }
+
+
+TEC = Pipeline(
+    "tec",
+    settings=TecSettings,
+    simulate=simulate,
+    simulate_options=TecSimulation,
+    doc=__doc__.splitlines()[0],
+    steps=[
+        gather,            # 1  DV XML -> TCE table (fan-out by file)
+        dump,              # 2  human-readable TCE table
+        resample,          # 3  DV time series -> 10-min bins (fan-out by TIC)
+        skyline,           # 4
+        federate_known,    # 5
+        self_match_step,   # 6
+        dv_report_pages,   # 7  difference-image pages (fan-out by TCE)
+        ses_mes,           # 9  SES/MES statistics (fan-out by TCE)
+        federate_toi,      # 10
+        flux_triage_step,  # 11
+    ],
+)

@@ -1,0 +1,83 @@
+"""Runbook step 9, ses_mes_stats.py (``seq 0 19 | parallel ... -w {} -n 20``): per-TCE statistics.
+
+Fans out over TCEs.  For each: PDC flux on the 10-minute grid with skyline and non-finite
+cadences invalid, the alternative detrending, AR(4) gap fill and the Kepler-TPS wavelet SES/MES,
+the mean-noise variants, CHASES, and the same for an injected reference signal (``_r``).  The
+noise is seeded per TCE, so a shard gives the same numbers wherever and however often it runs.
+Replaces the ``tess_sesmes_*.h5d`` files and the fluxts_conditioning.py hand fix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from astroflow.errors import ItemError
+from astroflow.step import FanOut, Resources
+from steps.tec.science.sesmes import ses_mes_stats
+from steps.tec.science.skyline import bad_cadence_mask
+from steps.tec.tces import tce_rows
+
+CAD_PER_HR = 6.0  # every cadence is binned to 10 minutes by the resample step
+
+SCALARS = ["valid_alt_det", "valid_ses", "new_mes", "new_ntran", "ses2mes", "mn_mes", "mn_ses2mn_mes",
+           "chases_sumry", "new_mes_r", "ses2mes_r", "mn_mes_r", "mn_ses2mn_mes_r", "chases_sumry_r", "cdpp_ppm"]
+INTS = {"valid_alt_det", "valid_ses", "new_ntran"}
+ARRAYS = ["transit_times", "transit_ses", "transit_peak_times", "transit_chases"]
+SCHEMA = pa.schema(
+    [("tic", pa.int64()), ("planet_number", pa.int32())]
+    + [(k, pa.int32() if k in INTS else pa.float64()) for k in SCALARS]
+    + [("time", pa.list_(pa.float64())), ("alt_detrend", pa.list_(pa.float32()))]
+    + [(k, pa.list_(pa.float64())) for k in ARRAYS]
+)
+
+
+def tces(ctx) -> list[dict]:
+    return [{k: r[k] for k in ("tic", "planet_number", "period", "epoch", "duration", "eph_depth_ppm", "pulsedur", "mes")}
+            for r in tce_rows(ctx)]
+
+
+def load_shard(ctx, items) -> dict:
+    """Binned light curves of the shard's TCEs and the skyline times, read once per shard."""
+    tics = pa.array(sorted({it["tic"] for it in items}), pa.int64())
+    lcs = ctx.table("resample", columns=["tic", "planet_number", "time", "pdc_flux", "valid"],
+                    filter=pc.field("tic").isin(tics))
+    skyline = ctx.table("skyline", columns=["time"])
+    return {
+        "lc": {(r["tic"], r["planet_number"]): r for r in lcs.to_pylist()},
+        "skyline": np.asarray(skyline.column("time").to_pylist() if skyline.num_columns else [], float),
+    }
+
+
+def one_tce(ctx, item) -> dict:
+    key = (item["tic"], item["planet_number"])
+    lc = ctx.state["lc"].get(key)
+    if lc is None:
+        raise ItemError(f"no resampled light curve for TIC {key[0]} planet {key[1]} (see the resample step's errors)")
+    time = np.asarray(lc["time"], float)
+    valid = np.asarray(lc["valid"], bool) & ~bad_cadence_mask(time, ctx.state["skyline"])
+    out = ses_mes_stats(
+        time, np.asarray(lc["pdc_flux"], float), valid,
+        period=item["period"], epoch=item["epoch"], duration_h=item["duration"],
+        depth_ppm=item["eph_depth_ppm"], pulse_dur_h=item["pulsedur"], cad_per_hr=CAD_PER_HR,
+        rng=np.random.default_rng([ctx.settings.seed, item["tic"], item["planet_number"]]),
+        tce_mes=item["mes"],
+    )
+    row = {"tic": item["tic"], "planet_number": item["planet_number"], "time": time}
+    row.update({k: out[k] for k in SCALARS + ["alt_detrend"] + ARRAYS})
+    return row
+
+
+ses_mes = FanOut(
+    "ses_mes",
+    inputs=("gather", "resample", "skyline"),
+    items=tces,
+    setup=load_shard,
+    process=one_tce,
+    key=("tic", "planet_number"),
+    schema=SCHEMA,
+    shard_size=25,
+    resources=Resources(cpu="1", memory="2Gi"),
+    doc=__doc__,
+)

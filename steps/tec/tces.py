@@ -1,0 +1,27 @@
+"""Shared readers of the run's TCE table for the TEC steps (no science here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+
+EPHEMERIS = ["tic", "planet_number", "ra", "dec", "mes", "eph_period", "eph_epoch", "eph_duration_h",
+             "eph_depth_ppm", "pulsedur"]
+
+
+def tce_rows(ctx, extra: list[str] | None = None) -> list[dict]:
+    """TCEs sorted by (tic, planet_number) with the ephemeris as ``period, epoch, duration``."""
+    rows = ctx.rows("gather", columns=EPHEMERIS + (extra or []))
+    for r in rows:
+        r.update(period=r["eph_period"], epoch=r["eph_epoch"], duration=r["eph_duration_h"])
+    return sorted(rows, key=lambda r: (r["tic"], r["planet_number"]))
+
+
+def data_span(ctx) -> tuple[float, float]:
+    """First and last valid time (BTJD) over the binned light curves of the run."""
+    times = ctx.table("resample", columns=["time"]).column("time")
+    flat = pc.list_flatten(times)
+    lo, hi = pc.min(flat).as_py(), pc.max(flat).as_py()
+    if lo is None or not np.isfinite([lo, hi]).all():
+        raise ValueError("no valid time in the resampled light curves")
+    return float(lo), float(hi)

@@ -94,8 +94,14 @@ def _dispatch(argv: list[str]) -> int:
         print(write_report(args.run_dir))
         return 0
     if args.command == "plan":
+        from astroflow import config as run_config
         from astroflow.executor import plan
+        from astroflow.registry import get_pipeline
 
+        cfg = run_config.load(args.run_dir)
+        if args.step not in cfg.enabled_steps(get_pipeline(cfg.pipeline)):
+            print("[]")  # a disabled step fans out to nothing
+            return 0
         p = plan(args.run_dir, args.step, force=args.force)
         print(json.dumps(list(range(p.n_shards)), separators=(",", ":")))
         return 0
@@ -107,6 +113,7 @@ def _dispatch(argv: list[str]) -> int:
 
         for name in args.pipelines or list(PIPELINES):
             print(argo.render(name, args.out))
+        argo.sync_chart(args.out, Path("helm/astroflow"))
         return 0
     if args.command == "submit":
         from astroflow import argo
@@ -203,8 +210,7 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
     settings = _collect(args, settings_fields, pipeline.settings)
     if command == "demo":
         opts = pipeline.simulate_options.model_validate(_collect(args, sim_fields, pipeline.simulate_options))
-        print(f"simulating {name} data into {out / 'input'} ...", file=sys.stderr)
-        settings = {**pipeline.simulate(out / "input", opts), **settings}
+        settings = {**_simulate_once(pipeline, out / "input", opts), **settings}
     steps: dict[str, dict] = {}
     for item in args.sets:
         key, _, value = item.partition("=")
@@ -241,6 +247,22 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
             print(f"step {s.name}: {s.state}: {s.message}", file=sys.stderr)
     print(f"\noutputs: {out}\nstatus:  astroflow status {out}\nreport:  {report}")
     return 0 if result.ok else 1
+
+
+def _simulate_once(pipeline, data_dir: Path, opts) -> dict:
+    """Simulate the demo data unless the same options already produced it (so a demo resumes)."""
+    from astroflow.atomic import write_json
+
+    marker = data_dir / ".simulated.json"
+    wanted = opts.model_dump(mode="json")
+    if marker.exists():
+        done = json.loads(marker.read_text())
+        if done["options"] == wanted:
+            return done["settings"]
+    print(f"simulating {pipeline.name} data into {data_dir} ...", file=sys.stderr)
+    settings = pipeline.simulate(data_dir, opts)
+    write_json(marker, {"options": wanted, "settings": settings})
+    return settings
 
 
 if __name__ == "__main__":

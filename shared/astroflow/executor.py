@@ -60,8 +60,29 @@ def context(run_dir: Path, step_name: str, shard: int = 0, n_shards: int = 1) ->
     return step, ctx
 
 
+def check_inputs(run_dir: Path, step_name: str) -> None:
+    """Raise StepFailed unless every input step is complete and within the failure fraction."""
+    cfg = run_config.load(run_dir)
+    pipeline = get_pipeline(cfg.pipeline)
+    for dep in pipeline.upstream(pipeline.step(step_name), cfg.enabled_steps(pipeline)):
+        dep_dir = Path(run_dir) / dep
+        p = rundir.Plan.load(dep_dir)
+        committed = rundir.committed_units(dep_dir)
+        if p is None or any(rundir.shard_unit(i) not in committed for i in range(p.n_shards)):
+            raise StepFailed(f"{step_name}: input step {dep} has not completed")
+        outcomes = rundir.item_outcomes(dep_dir)
+        failed = sum(v == "failed" for v in outcomes.values())
+        if outcomes and failed / len(outcomes) > cfg.run.max_failed_fraction:
+            raise StepFailed(f"{step_name}: input step {dep} failed ({failed} of {len(outcomes)} items failed)")
+
+
 def plan(run_dir: Path, step_name: str, force: bool = False) -> rundir.Plan:
-    """List a fan-out step's items and cut them into shards (kept unless ``force``)."""
+    """List a fan-out step's items and cut them into shards (kept unless ``force``).
+
+    Refuses (StepFailed) while an input step is incomplete or over its failure fraction, so an
+    Argo DAG stops where the embedded runner would.
+    """
+    check_inputs(run_dir, step_name)
     step, ctx = context(run_dir, step_name)
     step_dir = Path(run_dir) / step_name
     current = rundir.params_hash(ctx.params.model_dump())

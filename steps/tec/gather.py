@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from astroflow.step import FanOut, Resources
 from steps.tec.dvxml import parse_dv_xml
-from steps.tec.products import find_products
+from steps.tec.tces import product_items
 
 INT_FIELDS = ("tic", "n_planets", "sector", "camera", "ccd", "pix_pos_valid", "data_start", "data_end",
               "at_valid", "ntran", "trp_valid")
@@ -37,19 +37,13 @@ SCHEMA = pa.schema(
 )
 
 
-def dv_files(ctx) -> list[dict]:
-    s = ctx.settings
-    found = find_products(s.data_root, s.dv_sectors, "dvr_xml", s.naming())
-    return [{"tic": tic, "path": str(path)} for tic, path in found.items()]
-
-
 def one_file(ctx, item) -> list[dict]:
     return [{k: r.get(k) for k in SCHEMA.names} for r in parse_dv_xml(ctx.uses(item["path"]))]
 
 
 gather = FanOut(
     "gather",
-    items=dv_files,
+    items=lambda ctx: product_items(ctx, "dvr_xml"),
     process=one_file,
     key=("tic",),
     schema=SCHEMA,

@@ -23,6 +23,7 @@ from steps.tec.self_match import self_match_step
 from steps.tec.ses_mes import ses_mes
 from steps.tec.settings import TecSettings
 from steps.tec.skyline import skyline
+from steps.tec.tpf_resample import tpf_resample
 
 
 class TecSimulation(BaseModel):
@@ -62,6 +63,7 @@ TEC = Pipeline(
         federate_known,    # 5
         self_match_step,   # 6
         dv_report_pages,   # 7  difference-image pages (fan-out by TCE)
+        tpf_resample,      # 8  [optional] target pixel files -> DV bins (fan-out by TIC)
         ses_mes,           # 9  SES/MES statistics (fan-out by TCE)
         federate_toi,      # 10
         flux_triage_step,  # 11

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from astroflow.step import FanOut, Resources
 from steps.tec.dvts import bin_dvt, read_dvt
-from steps.tec.products import find_products
+from steps.tec.tces import product_items
 from steps.tec.settings import CADENCE_MINUTES
 
 F32 = pa.list_(pa.float32())
@@ -28,12 +28,6 @@ SCHEMA = pa.schema([
 BIN_FACTOR = {"2min": 5, "200s": 3, "10min": 1}
 
 
-def dvt_files(ctx) -> list[dict]:
-    s = ctx.settings
-    found = find_products(s.data_root, s.dv_sectors, "dvt", s.naming())
-    return [{"tic": tic, "path": str(path)} for tic, path in found.items()]
-
-
 def one_file(ctx, item) -> list[dict]:
     dvt = read_dvt(ctx.uses(item["path"]))
     cadence = ctx.settings.cadence
@@ -43,7 +37,7 @@ def one_file(ctx, item) -> list[dict]:
 
 resample = FanOut(
     "resample",
-    items=dvt_files,
+    items=lambda ctx: product_items(ctx, "dvt"),
     process=one_file,
     key=("tic",),
     schema=SCHEMA,

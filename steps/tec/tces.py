@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 
+from steps.tec.products import find_products
+
 EPHEMERIS = ["tic", "planet_number", "ra", "dec", "mes", "eph_period", "eph_epoch", "eph_duration_h",
              "eph_depth_ppm", "pulsedur"]
 
@@ -25,3 +27,10 @@ def data_span(ctx) -> tuple[float, float]:
     if lo is None or not np.isfinite([lo, hi]).all():
         raise ValueError("no valid time in the resampled light curves")
     return float(lo), float(hi)
+
+
+def product_items(ctx, kind: str) -> list[dict]:
+    """One item per TIC for a kind of DV product of the run's sector(s) (``tic``, ``path``)."""
+    s = ctx.settings
+    found = find_products(s.data_root, s.dv_sectors, kind, s.naming())
+    return [{"tic": tic, "path": str(path)} for tic, path in found.items()]

@@ -1,0 +1,536 @@
+"""Argo Workflows: compile a declared pipeline into one WorkflowTemplate, check it, submit it.
+
+The pipeline declaration (steps, inputs, fan-out, resources) is the only input; nothing here
+knows any science.  One pipeline becomes one ``WorkflowTemplate`` named ``astroflow-<pipeline>``
+whose entrypoint is a DAG::
+
+    init ──> plan-a ──> a (withParam: shard ids) ──> plan-b ──> b ──> ...
+
+* ``init`` writes the resolved run configuration (``astroflow init``).
+* every step, whole or fan-out, is a *plan* task that prints the JSON list of its shard ids
+  (``astroflow plan``; at most ``max_shards`` ids, so the list stays a few KB) and a fan-out task
+  running ``astroflow step --shard {{item}}`` once per id (a whole step has one shard, ``[0]``).
+* ``plan-b`` depends on the fan-out tasks of the steps ``b`` reads, by bare task name, so a
+  skipped step (a disabled optional step whose plan prints ``[]``) does not block its readers.
+
+The generated YAML is committed under ``argo/`` and copied into the Helm chart
+(:func:`sync_chart`); the tests compare both with a fresh :func:`render`.  :func:`validate` is the
+offline check: Hera's strict Argo models (misspelt keys, wrong types) plus :func:`lint`
+(references between templates, tasks and parameters; astroflow's pod policy).
+
+Run ``python -m astroflow.argo PIPELINE...`` from the repository root to regenerate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hera.workflows import DAG, Container, Parameter, RetryStrategy, WorkflowTemplate
+from hera.workflows import models as m
+from pydantic import ValidationError
+
+from astroflow import __version__
+from astroflow.errors import AstroflowError
+from astroflow.pipeline import Pipeline
+from astroflow.step import StepBase
+
+# --- what every pod sees -------------------------------------------------------------------------
+RUN_MOUNT = "/run"  # the run-directory claim (read-write); one sub-folder per run
+DATA_MOUNT = "/data"  # the raw-data claim, always read-only
+CONFIG_MOUNT = "/config"  # the ConfigMap holding run.toml
+TMP_MOUNT = "/tmp"  # an emptyDir: the root filesystem is read-only
+RUN_VOLUME, DATA_VOLUME, CONFIG_VOLUME, TMP_VOLUME = "run", "raw-data", "run-config", "tmp"
+UID = 1000  # the non-root user of the step images
+SERVICE_ACCOUNT = "astroflow-workflow"  # created by the Helm chart (helm/astroflow)
+
+# The run folder: -p run-name=NAME continues (or names) a run; empty means one folder per workflow,
+# so every submission and every CronWorkflow firing gets its own run, and `argo retry` (same
+# workflow name) resumes it.  An expression tag, as Argo does not expand tags nested in parameters.
+RUN_DIR = RUN_MOUNT + "/{{=sprig.default(workflow.name, workflow.parameters['run-name'])}}"
+
+# Workflow parameters and their defaults (the chart sets site defaults; -p overrides per run).
+PARAMETERS = {
+    "run-name": ("", "run folder under the run claim; empty: the workflow's own name"),
+    "run-claim": ("astroflow-run", "PersistentVolumeClaim holding run directories (read-write)"),
+    "data-claim": ("astroflow-data", "PersistentVolumeClaim holding the raw data (mounted read-only)"),
+    "config-map": (None, "ConfigMap whose key run.toml is the run configuration"),
+    "registry": ("localhost:5000", "image registry of the step images"),
+    "tag": (__version__, "image tag of the step images"),
+}
+
+PARALLELISM = 100  # pods at once per workflow; a site sets its own (chart value, submit option)
+RETRY = RetryStrategy(
+    limit=3,
+    retry_policy="Always",  # shards are idempotent: redoing one after a lost node or OOM is safe
+    backoff=m.Backoff(duration="30s", factor=2, max_duration="30m"),
+)
+TTL = m.TTLStrategy(seconds_after_success=7 * 86400, seconds_after_failure=30 * 86400)
+POD_GC = m.PodGC(strategy="OnPodSuccess")  # failed pods stay for their logs
+
+
+# --- names -------------------------------------------------------------------------------------
+def template_name(pipeline: str) -> str:
+    return f"astroflow-{pipeline}"
+
+
+def task_name(step: str) -> str:
+    """Argo names allow letters, digits and '-' only: ``ses_mes`` -> ``ses-mes``."""
+    return step.replace("_", "-").lower()
+
+
+def image(pipeline: str, step: str) -> str:
+    """The step's image (built by images/: one small image per step, FROM the base)."""
+    return f"{{{{workflow.parameters.registry}}}}/astroflow-{pipeline}-{step}:{{{{workflow.parameters.tag}}}}"
+
+
+def config_map_name(pipeline: str) -> str:
+    """Default ConfigMap of a pipeline's run configuration (the chart's ``runConfigs.<pipeline>``)."""
+    return f"astroflow-run-{pipeline}"
+
+
+def shard_ids(n_shards: int) -> str:
+    """What ``astroflow plan`` prints and ``withParam`` reads: a JSON list of shard ids."""
+    return json.dumps(list(range(n_shards)), separators=(",", ":"))
+
+
+# --- the pod ----------------------------------------------------------------------------------
+def _labels(pipeline: str, step: str | None = None, component: str | None = None) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "astroflow",
+        "app.kubernetes.io/version": __version__,
+        "astroflow.io/pipeline": pipeline,
+    }
+    if step:
+        labels["astroflow.io/step"] = step
+    if component:
+        labels["app.kubernetes.io/component"] = component
+    return labels
+
+
+def _volumes() -> list[m.Volume]:
+    return [
+        m.Volume(
+            name=RUN_VOLUME,
+            persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(
+                claim_name="{{workflow.parameters.run-claim}}"
+            ),
+        ),
+        m.Volume(
+            name=DATA_VOLUME,
+            persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(
+                claim_name="{{workflow.parameters.data-claim}}", read_only=True
+            ),
+        ),
+        m.Volume(name=CONFIG_VOLUME, config_map=m.ConfigMapVolumeSource(name="{{workflow.parameters.config-map}}")),
+        m.Volume(name=TMP_VOLUME, empty_dir=m.EmptyDirVolumeSource()),
+    ]
+
+
+MOUNTS = [
+    m.VolumeMount(name=RUN_VOLUME, mount_path=RUN_MOUNT),
+    m.VolumeMount(name=DATA_VOLUME, mount_path=DATA_MOUNT, read_only=True),
+    m.VolumeMount(name=CONFIG_VOLUME, mount_path=CONFIG_MOUNT, read_only=True),
+    m.VolumeMount(name=TMP_VOLUME, mount_path=TMP_MOUNT),
+]
+ENV = [
+    m.EnvVar(name="HOME", value=TMP_MOUNT),
+    m.EnvVar(name="MPLCONFIGDIR", value=TMP_MOUNT),
+    m.EnvVar(name="PYTHONUNBUFFERED", value="1"),
+]
+POD_SECURITY = m.PodSecurityContext(
+    run_as_non_root=True,
+    run_as_user=UID,
+    run_as_group=UID,
+    fs_group=UID,
+    seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+)
+CONTAINER_SECURITY = m.SecurityContext(
+    run_as_non_root=True,
+    run_as_user=UID,
+    read_only_root_filesystem=True,
+    allow_privilege_escalation=False,
+    capabilities=m.Capabilities(drop=["ALL"]),
+)
+
+
+def _container(name: str, pipeline: str, step: StepBase, command: list[str], component: str, **kw) -> Container:
+    return Container(
+        name=name,
+        image=image(pipeline, step.name),
+        command=command,
+        env=ENV,
+        volume_mounts=MOUNTS,
+        security_context=CONTAINER_SECURITY,
+        resources=m.ResourceRequirements(
+            requests={"cpu": m.Quantity(step.resources.cpu), "memory": m.Quantity(step.resources.memory)}
+        ),
+        retry_strategy=RETRY,
+        labels=_labels(pipeline, step.name, component),
+        **kw,
+    )
+
+
+# --- the workflow -------------------------------------------------------------------------------
+def compile_pipeline(pipeline: Pipeline) -> WorkflowTemplate:
+    """One WorkflowTemplate for ``pipeline``: init, then a plan task and a fan-out task per step."""
+    p = pipeline.name
+    order = [pipeline.step(n) for n in pipeline.order()]
+    defaults = {**{k: v for k, (v, _) in PARAMETERS.items()}, "config-map": config_map_name(p)}
+    with WorkflowTemplate(
+        name=template_name(p),
+        labels=_labels(p),
+        annotations={
+            "workflows.argoproj.io/title": f"astroflow {p}",
+            "workflows.argoproj.io/description": (pipeline.doc or f"The {p} pipeline.").strip().splitlines()[0],
+        },
+        entrypoint="main",
+        arguments=[
+            Parameter(name=k, value=defaults[k], description=desc) for k, (_, desc) in PARAMETERS.items()
+        ],
+        service_account_name=SERVICE_ACCOUNT,
+        parallelism=PARALLELISM,
+        pod_gc=POD_GC,
+        ttl_strategy=TTL,
+        security_context=POD_SECURITY,
+        volumes=_volumes(),
+        workflow_metadata=m.WorkflowMetadata(labels=_labels(p)),
+    ) as wt:
+        # init runs in the image of the first step: every step image carries the whole pipeline.
+        init = _container(
+            "init", p, order[0],
+            ["astroflow", "init", p, "--run-dir", RUN_DIR, "--config", f"{CONFIG_MOUNT}/run.toml"],
+            "init",
+        )
+        plans, shards = {}, {}
+        for step in order:
+            t = task_name(step.name)
+            plans[step.name] = _container(
+                f"plan-{t}", p, step, ["astroflow", "plan", p, step.name, "--run-dir", RUN_DIR], "plan",
+            )
+            shards[step.name] = _container(
+                t, p, step,
+                ["astroflow", "step", p, step.name, "--run-dir", RUN_DIR, "--shard", "{{inputs.parameters.shard}}"],
+                "shard",
+                inputs=[Parameter(name="shard")],
+            )
+        with DAG(name="main", fail_fast=False):  # one failed shard lets the others and other branches finish
+            init(name="init")
+            for step in order:
+                t = task_name(step.name)
+                upstream = [task_name(u) for u in pipeline.upstream(step)] or ["init"]
+                plans[step.name](name=f"plan-{t}", depends=" && ".join(upstream))
+                shards[step.name](
+                    name=t,
+                    depends=f"plan-{t}",
+                    with_param=f"{{{{tasks.plan-{t}.outputs.result}}}}",
+                    arguments={"shard": "{{item}}"},
+                )
+    return wt
+
+
+HEADER = (
+    "# Generated by astroflow.argo from the declaration of pipeline {name!r}: do not edit.\n"
+    "# Regenerate: python -m astroflow.argo {name}\n"
+)
+
+
+def to_yaml(pipeline: Pipeline) -> str:
+    return HEADER.format(name=pipeline.name) + compile_pipeline(pipeline).to_yaml()
+
+
+def render(pipeline_name: str, out_dir: str | Path) -> Path:
+    """Compile the registered pipeline, check it and write ``out_dir/<pipeline>.yaml``."""
+    from astroflow.registry import get_pipeline
+
+    text = to_yaml(get_pipeline(pipeline_name))
+    validate(yaml.safe_load(text))
+    path = Path(out_dir) / f"{pipeline_name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def sync_chart(argo_dir: str | Path, chart_dir: str | Path) -> list[Path]:
+    """Copy ``argo/*.yaml`` into ``helm/astroflow/files/workflowtemplates/`` (the single source)."""
+    target = Path(chart_dir) / "files" / "workflowtemplates"
+    target.mkdir(parents=True, exist_ok=True)
+    sources = sorted(Path(argo_dir).glob("*.yaml"))
+    for stale in set(target.glob("*.yaml")) - {target / s.name for s in sources}:
+        stale.unlink()
+    return [Path(shutil.copyfile(s, target / s.name)) for s in sources]
+
+
+# --- checks ----------------------------------------------------------------------------------------
+class ArgoValidationError(AstroflowError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid Argo manifest:\n  " + "\n  ".join(problems))
+
+
+MODELS = {
+    "WorkflowTemplate": m.WorkflowTemplate,
+    "Workflow": m.Workflow,
+    "CronWorkflow": m.CronWorkflow,
+    "ClusterWorkflowTemplate": m.ClusterWorkflowTemplate,
+}
+
+
+def validate(doc: dict) -> None:
+    """Strict Argo schema (Hera's models, unknown keys refused) plus :func:`lint`; raises with all problems."""
+    problems: list[str] = []
+    model = MODELS.get(doc.get("kind", ""))
+    if model is None:
+        problems.append(f"kind {doc.get('kind')!r} is not one of {', '.join(MODELS)}")
+    else:
+        try:
+            model.model_validate(doc, extra="forbid")
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(x) for x in err["loc"])
+                problems.append(f"schema: {where}: {err['msg']}")
+    problems += lint(doc)
+    if problems:
+        raise ArgoValidationError(problems)
+
+
+NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9]*$")  # Argo's rule for template and task names
+TAG = re.compile(r"\{\{(.*?)\}\}", re.S)
+DEPENDS_TOKEN = re.compile(r"[A-Za-z0-9][-A-Za-z0-9]*(?:\.[A-Za-z]+)?")
+
+
+def _spec(doc: dict) -> dict:
+    if doc.get("kind") == "CronWorkflow":
+        return (doc.get("spec") or {}).get("workflowSpec") or {}
+    return doc.get("spec") or {}
+
+
+def _tags(obj: Any) -> list[str]:
+    return [t.strip() for t in TAG.findall(json.dumps(obj))]
+
+
+def _workflow_params_used(tag: str) -> set[str]:
+    if tag.startswith("="):  # expression: workflow.parameters['x'] or workflow.parameters.x
+        return set(re.findall(r"workflow\.parameters\[['\"]([^'\"]+)['\"]\]", tag)) | set(
+            re.findall(r"workflow\.parameters\.([A-Za-z0-9_-]+)", tag)
+        )
+    found = re.fullmatch(r"workflow\.parameters\.([A-Za-z0-9_.-]+)", tag)
+    return {found.group(1)} if found else set()
+
+
+def _depends_targets(expr: str) -> set[str]:
+    """Task names in a ``depends`` expression (``a && (b.Succeeded || !c.Failed)``)."""
+    return {tok.split(".")[0] for tok in DEPENDS_TOKEN.findall(expr)}
+
+
+def lint(doc: dict) -> list[str]:
+    """Semantic checks Argo's server would make, and astroflow's pod policy; returns problems."""
+    problems: list[str] = []
+    spec = _spec(doc)
+    if spec.get("workflowTemplateRef"):  # runs an installed template: see lint_reference
+        if spec.get("templates"):
+            problems.append("a workflow that references a WorkflowTemplate must not define templates")
+        return problems
+    templates = {t.get("name"): t for t in spec.get("templates") or []}
+    if len(templates) != len(spec.get("templates") or []):
+        problems.append("template names are not unique")
+    entry = spec.get("entrypoint")
+    if not entry:
+        problems.append("spec.entrypoint is missing")
+    elif entry not in templates:
+        problems.append(f"spec.entrypoint {entry!r} names no template")
+    for name, tmpl in templates.items():
+        where = f"template {name}"
+        if not name or not NAME.match(name):
+            problems.append(f"{where}: invalid name (letters, digits and '-' only)")
+        inputs = {p.get("name") for p in (tmpl.get("inputs") or {}).get("parameters") or []}
+        for tag in _tags(tmpl):
+            found = re.fullmatch(r"inputs\.parameters\.([A-Za-z0-9_.-]+)", tag)
+            if found and found.group(1) not in inputs:
+                problems.append(f"{where}: uses {{{{{tag}}}}} but declares no input parameter {found.group(1)!r}")
+        if "dag" in tmpl:
+            problems += _lint_dag(name, tmpl["dag"], templates)
+        if "container" in tmpl:
+            problems += _lint_container(name, tmpl["container"], spec)
+    declared = {p.get("name") for p in (spec.get("arguments") or {}).get("parameters") or []}
+    problems += _lint_parameters(doc, declared)
+    problems += _lint_raw_data(spec)
+    return problems
+
+
+def _lint_dag(name: str, dag: dict, templates: Mapping[str, dict]) -> list[str]:
+    problems = []
+    tasks = {t.get("name"): t for t in dag.get("tasks") or []}
+    parents: dict[str, set[str]] = {}
+    for tname, task in tasks.items():
+        where = f"template {name}: task {tname}"
+        if not tname or not NAME.match(tname):
+            problems.append(f"{where}: invalid name (letters, digits and '-' only)")
+        target = task.get("template")
+        if target not in templates:
+            problems.append(f"{where}: template {target!r} does not exist")
+        deps = set(task.get("dependencies") or [])
+        if task.get("depends"):
+            deps |= _depends_targets(task["depends"])
+        for d in sorted(deps - set(tasks)):
+            problems.append(f"{where}: depends on unknown task {d!r}")
+        parents[tname] = deps & set(tasks)
+        supplied = {a.get("name") for a in (task.get("arguments") or {}).get("parameters") or []}
+        if target in templates:
+            for p in (templates[target].get("inputs") or {}).get("parameters") or []:
+                if p.get("name") not in supplied and p.get("value") is None and p.get("default") is None:
+                    problems.append(f"{where}: input parameter {p.get('name')!r} of {target} is not supplied")
+        if "{{item" in json.dumps(task.get("arguments") or {}) and not (
+            task.get("withParam") or task.get("withItems") or task.get("withSequence")
+        ):
+            problems.append(f"{where}: uses {{{{item}}}} without withParam/withItems/withSequence")
+    for tname, task in tasks.items():
+        ancestors = _ancestors(tname, parents)
+        for tag in _tags(task):
+            found = re.match(r"tasks\.([A-Za-z0-9-]+)\.outputs\.", tag)
+            if not found:
+                continue
+            ref = found.group(1)
+            if ref not in tasks:
+                problems.append(f"template {name}: task {tname}: {{{{{tag}}}}} names no task {ref!r}")
+            elif ref not in ancestors:
+                problems.append(f"template {name}: task {tname}: {{{{{tag}}}}} but {ref} is not among its dependencies")
+    cycle = [t for t in tasks if t in _ancestors(t, parents)]
+    if cycle:
+        problems.append(f"template {name}: dependency cycle through {sorted(cycle)}")
+    return problems
+
+
+def _ancestors(task: str, parents: Mapping[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(parents.get(task, ()))
+    while todo:
+        t = todo.pop()
+        if t not in seen:
+            seen.add(t)
+            todo.extend(parents.get(t, ()))
+    return seen
+
+
+def _lint_container(name: str, c: dict, spec: dict) -> list[str]:
+    problems = []
+    where = f"template {name}"
+    if not c.get("command"):
+        problems.append(f"{where}: no explicit command (the emissary executor would look the image up in a registry)")
+    sc, pod = c.get("securityContext") or {}, spec.get("securityContext") or {}
+    if not (sc.get("runAsNonRoot") or pod.get("runAsNonRoot")):
+        problems.append(f"{where}: does not run as non-root (runAsNonRoot)")
+    if not sc.get("readOnlyRootFilesystem"):
+        problems.append(f"{where}: root filesystem is not read-only")
+    return problems
+
+
+def _lint_parameters(doc: dict, declared: set[str]) -> list[str]:
+    """Every {{workflow.parameters.x}} (or workflow.parameters['x'] in an expression) is declared."""
+    problems = []
+    used: set[str] = set()
+    for tag in _tags(doc):
+        used |= _workflow_params_used(tag)
+    for p in sorted(used - declared):
+        problems.append(f"{{{{workflow.parameters.{p}}}}} is used but spec.arguments declares no parameter {p!r}")
+    return problems
+
+
+def _lint_raw_data(spec: dict) -> list[str]:
+    """The raw-data volume is read-only wherever it appears."""
+    problems = []
+    raw = {
+        v.get("name")
+        for v in spec.get("volumes") or []
+        if v.get("name") == DATA_VOLUME or "data-claim" in json.dumps(v)
+    }
+    for v in spec.get("volumes") or []:
+        if v.get("name") in raw and "persistentVolumeClaim" in v and not v["persistentVolumeClaim"].get("readOnly"):
+            problems.append(f"volume {v['name']}: the raw-data claim is not readOnly")
+    for t in spec.get("templates") or []:
+        c = t.get("container") or t.get("script") or {}
+        for mnt in c.get("volumeMounts") or []:
+            if (mnt.get("name") in raw or mnt.get("mountPath") == DATA_MOUNT) and not mnt.get("readOnly"):
+                problems.append(f"template {t.get('name')}: raw data mounted writable at {mnt.get('mountPath')}")
+    return problems
+
+
+def lint_reference(doc: dict, template: dict) -> list[str]:
+    """A Workflow or CronWorkflow running ``template``: right name, only parameters it declares."""
+    spec = _spec(doc)
+    ref = (spec.get("workflowTemplateRef") or {}).get("name")
+    problems = []
+    if ref != template["metadata"]["name"]:
+        problems.append(f"workflowTemplateRef {ref!r} is not {template['metadata']['name']!r}")
+    declared = {p["name"] for p in template["spec"].get("arguments", {}).get("parameters", [])}
+    for p in (spec.get("arguments") or {}).get("parameters") or []:
+        if p.get("name") not in declared:
+            problems.append(f"passes parameter {p.get('name')!r} that {ref} does not declare")
+    return problems
+
+
+# --- submission -----------------------------------------------------------------------------------
+def workflow_from_template(
+    pipeline_name: str, params: Mapping[str, str] | None = None, parallelism: int | None = None
+) -> m.Workflow:
+    """A Workflow that runs the installed ``astroflow-<pipeline>`` template with ``params``."""
+    unknown = sorted(set(params or {}) - set(PARAMETERS))
+    if unknown:
+        raise AstroflowError(f"unknown workflow parameter(s) {unknown}; known: {', '.join(PARAMETERS)}")
+    return m.Workflow(
+        api_version="argoproj.io/v1alpha1",
+        kind="Workflow",
+        metadata=m.ObjectMeta(generate_name=f"{template_name(pipeline_name)}-", labels=_labels(pipeline_name)),
+        spec=m.WorkflowSpec(
+            workflow_template_ref=m.WorkflowTemplateRef(name=template_name(pipeline_name)),
+            arguments=m.Arguments(parameters=[m.Parameter(name=k, value=str(v)) for k, v in (params or {}).items()]),
+            parallelism=parallelism,
+        ),
+    )
+
+
+def submit(
+    pipeline_name: str,
+    host: str,
+    token: str | None,
+    namespace: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    parallelism: int | None = None,
+    verify_ssl: bool = True,
+    session=None,
+) -> dict:
+    """Create a Workflow from the installed template on the Argo Server; returns the created object."""
+    from hera.workflows import WorkflowsService
+
+    workflow = workflow_from_template(pipeline_name, params, parallelism)
+    service = WorkflowsService(host=host, token=token, namespace=namespace, verify_ssl=verify_ssl, session=session)
+    created = service.create_workflow(m.WorkflowCreateRequest(workflow=workflow), namespace=namespace)
+    return created.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m astroflow.argo [PIPELINE...]``: render argo/*.yaml and copy them into the chart."""
+    import argparse
+
+    from astroflow.registry import PIPELINES
+
+    ap = argparse.ArgumentParser(prog="python -m astroflow.argo", description=main.__doc__)
+    ap.add_argument("pipelines", nargs="*", help=f"default: all registered ({', '.join(PIPELINES)})")
+    ap.add_argument("--out", default="argo", help="folder of the generated YAML (default: argo)")
+    ap.add_argument("--chart", default="helm/astroflow", help="chart to copy them into (default: helm/astroflow)")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    for name in args.pipelines or list(PIPELINES):
+        print(render(name, args.out))
+    for path in sync_chart(args.out, args.chart):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,7 +6,7 @@ AF := $(VENV)/bin/astroflow
 DEMO ?= runs/demo-tec
 WORKERS ?= $(shell nproc)
 
-.PHONY: venv demo demo-hetdex test test-fast bench images render kind-e2e clean-venv
+.PHONY: venv demo demo-hetdex test test-fast test-integration docker-up bench images render kind-e2e clean-venv
 
 venv: $(VENV)/.installed
 
@@ -27,8 +27,14 @@ test-fast: venv
 bench: venv
 	$(PY) benchmarks/run_all.py
 
-images: venv
-	$(PY) images/build.py
+docker-up:
+	bash .ci/docker-up.sh
+
+images: docker-up
+	$(PYTHON) images/build.py
+
+test-integration: venv images
+	ASTROFLOW_REQUIRE_DOCKER=1 $(PY) -m pytest -q tests/integration
 
 render: venv
 	$(AF) render --out argo

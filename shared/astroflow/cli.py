@@ -15,6 +15,7 @@ from pathlib import Path
 TOOLS = {
     # pipeline-specific tools the runbooks name: "astroflow PIPELINE TOOL ..." -> module:function
     ("tec", "modshift"): "steps.tec.modshift_cli:main",
+    **{("elixer", t): f"steps.elixer.cli:{t.replace('-', '_')}" for t in ("run", "merge", "merge-unique", "recover", "prep-recover", "report-db", "count")},
 }
 
 
@@ -70,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--token", default=None)
     sb.add_argument("--namespace", default="argo")
     sb.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE")
-    for (pipe, tool) in TOOLS:
-        sub.add_parser(pipe, help=f"{pipe} tools: {tool} (astroflow {pipe} {tool} --help)", add_help=False)
+    for pipe in dict.fromkeys(p for p, _ in TOOLS):
+        tools = ", ".join(t for p, t in TOOLS if p == pipe)
+        sub.add_parser(pipe, help=f"{pipe} tools: {tools} (astroflow {pipe} TOOL --help)", add_help=False)
     return parser
 
 
@@ -144,14 +146,16 @@ def _step(args) -> int:
     return 0
 
 
-def _model_flags(parser: argparse.ArgumentParser, model, title: str) -> list[str]:
-    """Add one ``--kebab-name`` flag per field of a pydantic model; returns the field names."""
+def _model_flags(parser: argparse.ArgumentParser, model, title: str, skip: set[str] = frozenset()) -> list[str]:
+    """Add one ``--kebab-name`` flag per field of a pydantic model (but ``skip``); returns the names."""
     group = parser.add_argument_group(title)
-    for name, field in model.model_fields.items():
+    names = [n for n in model.model_fields if n not in skip]
+    for name in names:
+        field = model.model_fields[name]
         kind = "list, comma-separated" if "list" in str(field.annotation) else ""
         help_text = " ".join(x for x in (field.description or "", kind) if x) or None
         group.add_argument("--" + name.replace("_", "-"), dest=f"f_{name}", default=None, metavar="VALUE", help=help_text)
-    return list(model.model_fields)
+    return names
 
 
 def _collect(args, names: list[str], model) -> dict:
@@ -185,7 +189,6 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         parser.add_argument("--from", dest="start", metavar="STEP")
         parser.add_argument("--until", metavar="STEP")
         parser.add_argument("--no-progress", action="store_true")
-    settings_fields = _model_flags(parser, pipeline.settings, f"{name} settings") if command != "simulate" else []
     sim_fields = []
     if command in ("simulate", "demo"):
         if pipeline.simulate is None:
@@ -194,6 +197,10 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         if command == "simulate":
             parser.add_argument("--out", type=Path, required=True, help="folder for the simulated data")
         sim_fields = _model_flags(parser, pipeline.simulate_options, "simulation")
+    settings_fields = (
+        _model_flags(parser, pipeline.settings, f"{name} settings", skip=set(sim_fields))
+        if command != "simulate" else []
+    )
     args = parser.parse_args(rest)
 
     if command == "simulate":

@@ -95,12 +95,12 @@ def collect(run_dir: str | Path) -> dict:
 
 def render_text(status: dict) -> str:
     lines = [f"run {status['run_dir']}  pipeline {status['pipeline']}  code {status['code_version']}", ""]
-    header = f"{'step':<18} {'state':<19} {'shards':>9} {'ok':>7} {'failed':>7} {'skipped':>8} {'rows':>8}"
+    header = f"{'step':<24} {'state':<19} {'shards':>9} {'ok':>7} {'failed':>7} {'skipped':>8} {'rows':>8}"
     lines += [header, "-" * len(header)]
     for s in status["steps"]:
         shards = f"{s['shards_done']}/{s['shards_total']}"
         lines.append(
-            f"{s['step']:<18} {s['state']:<19} {shards:>9} {s['items_ok']:>7} {s['items_failed']:>7} "
+            f"{s['step']:<24} {s['state']:<19} {shards:>9} {s['items_ok']:>7} {s['items_failed']:>7} "
             f"{s['items_skipped']:>8} {s['rows']:>8}"
         )
     for s in status["steps"]:

@@ -6,7 +6,7 @@ AF := $(VENV)/bin/astroflow
 DEMO ?= runs/demo-tec
 WORKERS ?= $(shell nproc)
 
-.PHONY: venv demo demo-hetdex test test-fast test-integration docker-up bench images render kind-e2e clean-venv
+.PHONY: venv demo demo-hetdex demo-elixer test test-fast test-integration docker-up bench images render kind-e2e clean-venv
 
 venv: $(VENV)/.installed
 
@@ -17,6 +17,12 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard native/*/*.cpp native/*/*
 
 demo: venv
 	$(AF) demo tec --out $(DEMO) --workers $(WORKERS)
+
+demo-hetdex: venv
+	$(AF) demo hetdex --out runs/demo-hetdex --workers $(WORKERS)
+
+demo-elixer: venv
+	$(AF) demo elixer --out runs/demo-elixer --workers $(WORKERS)
 
 test: venv
 	$(PY) -m pytest -q

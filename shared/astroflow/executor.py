@@ -76,7 +76,7 @@ def check_inputs(run_dir: Path, step_name: str) -> None:
             raise StepFailed(f"{step_name}: input step {dep} failed ({failed} of {len(outcomes)} items failed)")
 
 
-def plan(run_dir: Path, step_name: str, force: bool = False) -> rundir.Plan:
+def plan(run_dir: Path, step_name: str, force: bool = False, min_shards: int = 1) -> rundir.Plan:
     """List a fan-out step's items and cut them into shards (kept unless ``force``).
 
     Refuses (StepFailed) while an input step is incomplete or over its failure fraction, so an
@@ -95,7 +95,7 @@ def plan(run_dir: Path, step_name: str, force: bool = False) -> rundir.Plan:
         items = step.items(ctx)
         size = ctx.params.shard_size or step.shard_size
         cfg = run_config.load(run_dir)
-        p = rundir.Plan.cut(items, size, cfg.run.max_shards, current)
+        p = rundir.Plan.cut(items, size, cfg.run.max_shards, current, min_shards=min_shards)
     p.save(step_dir)
     return p
 

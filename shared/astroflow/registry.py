@@ -9,6 +9,8 @@ from astroflow.errors import AstroflowError
 
 PIPELINES = {
     "tec": "steps.tec.pipeline:TEC",
+    "elixer": "steps.elixer.pipeline:ELIXER",
+    "hetdex": "steps.hetdex.pipeline:HETDEX",
 }
 
 

@@ -88,9 +88,13 @@ class Plan:
         return self.items[lo:hi]
 
     @classmethod
-    def cut(cls, items: list[dict], shard_size: int, max_shards: int, params_hash: str = "") -> "Plan":
+    def cut(cls, items: list[dict], shard_size: int, max_shards: int, params_hash: str = "",
+            min_shards: int = 1) -> "Plan":
+        """Contiguous shards of about ``shard_size`` items, at least ``min_shards`` (so that every
+        worker gets work) and at most ``max_shards`` (Argo's pod budget)."""
         n = len(items)
-        n_shards = max(1, min(max_shards, -(-n // max(1, shard_size))))
+        n_shards = max(-(-n // max(1, shard_size)), min(min_shards, n))
+        n_shards = max(1, min(max_shards, n_shards))
         edges = [round(i * n / n_shards) for i in range(n_shards + 1)]
         return cls(items, [(edges[i], edges[i + 1]) for i in range(n_shards)], params_hash)
 

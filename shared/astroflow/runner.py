@@ -175,7 +175,6 @@ def run(
     def start_step(name: str) -> None:
         sr = result.steps[name]
         sr.state = "running"
-        step = pipeline.step(name)
         step_dir = run_dir / name
         try:
             if retry_failed:
@@ -185,7 +184,7 @@ def run(
                 old = rundir.Plan.load(step_dir)
                 if force or (old is not None and old.params_hash != current):
                     clear_step(run_dir, name)
-                p = plan(run_dir, name)
+                p = plan(run_dir, name, min_shards=2 * workers if workers > 1 else 1)
                 committed = rundir.committed_units(step_dir)
                 units = [Unit(name, i) for i in range(p.n_shards) if rundir.shard_unit(i) not in committed]
                 force_units = False
@@ -198,8 +197,7 @@ def run(
         if not units:
             finish(name)
             return
-        if not isinstance(step, FanOut) or retry_failed:
-            sr.retried = retry_failed
+        sr.retried = retry_failed
         for unit in units:
             submit(name, unit, force_units)
 

@@ -45,7 +45,7 @@ DEFAULT_FRACTIONS = {
     "eb": 0.07,  # eclipsing binaries with a significant secondary eclipse
     "eb_oddeven": 0.05,  # EBs found at half the binary period: odd/even depths differ
     "blend": 0.06,  # background eclipsing binary: centroid offset
-    "sinusoid": 0.05,  # P < 5 d sinusoidal variables
+    "sinusoid": 0.05,  # P < 5 d sinusoidal variables (spots, pulsation: amplitudes above the noise)
     "modump": 0.04,  # events on momentum dumps
     "halfdouble": 0.04,  # TCE at half/double the period of another TCE on the same TIC
 }
@@ -129,7 +129,9 @@ class Star:
 
 def _kind_counts(n_tces: int, fractions: dict) -> dict:
     """Number of TCEs per kind (skyline fixed-ish), every kind present when n_tces >= 20."""
-    n_sky = int(np.clip(round(0.05 * n_tces), 8, 12)) if n_tces >= 60 else max(2, n_tces // 10)
+    # A skyline is an excess of simultaneous events over the TCEs that are in transit by chance
+    # (a few per cent of them at any time, scattering like sqrt(n)): 1.6 sqrt(n) TCEs stand out.
+    n_sky = max(8, int(np.ceil(1.6 * np.sqrt(n_tces)))) if n_tces >= 60 else max(2, n_tces // 10)
     counts = {"skyline": min(n_sky, n_tces)}
     for kind, frac in fractions.items():
         c = int(round(frac * n_tces))
@@ -324,7 +326,7 @@ def plan_sector(n_tces: int, seed: int, sector: int, cadence_min: float, fractio
         t.mes = float(rng.uniform(8, 20))
         s.tces.append(t)
     for kind, p_lo, p_hi, mes_lo, mes_hi in (("eb", 0.5, 10, 30, 400), ("eb_oddeven", 0.4, 4, 30, 300),
-                                             ("blend", 0.6, 10, 10, 60), ("sinusoid", 0.3, 5, 10, 80)):
+                                             ("blend", 0.6, 10, 10, 60), ("sinusoid", 0.3, 5, 40, 400)):
         for _ in range(counts[kind]):
             s = new_star()
             p = float(np.exp(rng.uniform(np.log(p_lo), np.log(p_hi))))

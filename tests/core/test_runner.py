@@ -40,7 +40,7 @@ def test_runs_in_order_and_skips(tmp_path):
 
 
 def test_two_workers_use_two_processes(tmp_path):
-    res = run_toy(tmp_path, workers=2, settings={"sleep": 0.05})
+    res = run_toy(tmp_path, workers=2, settings={"sleep": 0.3})
     assert res.ok
     pids = set(ds.dataset(tmp_path / "square", format="parquet").to_table().column("pid").to_pylist())
     assert len(pids) == 2

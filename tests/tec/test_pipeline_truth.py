@@ -12,29 +12,20 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from astroflow import config, rundir, runner
-from steps.tec.pipeline import TEC, TecSimulation, simulate
+from astroflow import rundir
+from steps.tec.science.skyline import bad_cadence_mask
 
-N_TCES = 120
 PLANETS = ("planet", "multi")
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    data = tmp_path_factory.mktemp("sim")
-    settings = simulate(data, TecSimulation(n_tces=N_TCES, seed=7))
-    return data, settings
+def sim(tec_sim):
+    return tec_sim[0], tec_sim[1]
 
 
 @pytest.fixture(scope="module")
-def run(sim, tmp_path_factory):
-    data, settings = sim
-    out = tmp_path_factory.mktemp("run")
-    cfg = config.resolve(TEC, settings=settings, runner={"workers": 2})
-    res = runner.run(TEC, cfg, out, progress=False)
-    assert res.ok, {n: (s.state, s.message) for n, s in res.steps.items() if s.state != "done"}
-    truth = pq.read_table(data / "truth.parquet").to_pylist()
-    return out, {(t["tic"], t["planet_number"]): t for t in truth}
+def run(tec_run, tec_sim):
+    return tec_run, tec_sim[2]
 
 
 def table(out, step):
@@ -49,11 +40,16 @@ def test_every_tce_gathered(run):
 def test_skyline_flags_injected_cadences(run, sim):
     out, _ = run
     data, _ = sim
-    injected = pq.read_table(data / "truth_skyline.parquet").column("time").to_numpy()
+    events = pq.read_table(data / "truth_skyline.parquet").to_pylist()
     flagged = ds.dataset(out / "skyline", format="parquet").to_table().column("time").to_numpy()
-    assert len(injected) and len(flagged)
-    nearest = np.min(np.abs(injected[:, None] - flagged[None, :]), axis=1)
-    assert np.mean(nearest < 10 / 1440) >= 0.9
+    assert events and len(flagged)
+    hit = [np.any(np.abs(flagged - e["event_time_btjd"]) < e["duration_h"] / 48) for e in events]
+    assert np.mean(hit) >= 0.9
+    # chance pile-ups are flagged too (TEC's MAD of integer counts is small for a small
+    # sector), but they stay a small part of the sector
+    span = ds.dataset(out / "resample", format="parquet").to_table(columns=["time"]).column("time")
+    n_cells = (np.nanmax(span.combine_chunks().flatten()) - np.nanmin(span.combine_chunks().flatten())) * 144
+    assert len(flagged) < 0.1 * n_cells
 
 
 def test_federation_finds_known_planets_and_tois_without_false_matches(run):
@@ -87,21 +83,47 @@ def test_triage_passes_planets_and_fails_systematics(run):
     assert aliases and all(triage[k]["reason"].startswith("SecondaryOfPN_") for k in aliases)
 
 
+def kept_in_transit(out, truth) -> dict:
+    """Fraction of each TCE's in-transit cadences left valid after the skyline mask."""
+    flagged = ds.dataset(out / "skyline", format="parquet").to_table().column("time").to_numpy()
+    kept = {}
+    for lc in ds.dataset(out / "resample", format="parquet").to_table(
+            columns=["tic", "planet_number", "time", "valid"]).to_pylist():
+        t = truth[(lc["tic"], lc["planet_number"])]
+        time, valid = np.asarray(lc["time"], float), np.asarray(lc["valid"], bool)
+        phase = (time - t["epoch_btjd"] + t["period"] / 2) % t["period"] - t["period"] / 2
+        in_transit = valid & (np.abs(phase) < t["duration_h"] / 48)
+        good = in_transit & ~bad_cadence_mask(time, flagged)
+        kept[(lc["tic"], lc["planet_number"])] = good.sum() / max(in_transit.sum(), 1)
+    return kept
+
+
 def test_ses_mes_recovers_injected_snr(run):
+    """newMes within 20 % of the injected S/N for clean planets.
+
+    Clean: a planet (not a systematic) whose transits keep at least 90 % of their cadences after
+    the skyline mask (a transit that happens to fall on a pile-up of momentum-dump or skyline
+    events loses its cadences by design).  TEC keeps each transit's highest SES within +-T of
+    the ephemeris, which biases newMes up when the per-transit S/N is low, so the check is for
+    planets with MES >= 10.
+    """
     out, truth = run
     ses = table(out, "ses_mes")
+    kept = kept_in_transit(out, truth)
     clean = [k for k, t in truth.items() if t["kind"] in PLANETS and not t["on_momentum_dump"]
-             and not t["in_skyline"] and t["snr_expected"] >= 7]
+             and not t["in_skyline"] and t["snr_expected"] >= 10 and kept[k] >= 0.9]
+    assert len(clean) >= 20
     ratio = np.array([ses[k]["new_mes"] / truth[k]["snr_expected"] for k in clean])
+    assert abs(np.median(ratio) - 1) < 0.1
     assert np.mean(np.abs(ratio - 1) < 0.2) >= 0.9, sorted(ratio)
 
 
-def test_kill_during_ses_mes_then_resume(sim, tmp_path):
+def test_kill_during_ses_mes_then_resume(tec_sim, tmp_path):
     """kill -9 in the middle of ses_mes; the same command again completes, no shard twice."""
-    _, settings = sim
+    _, settings, truth = tec_sim
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "astroflow.cli", "run", "tec", "--out", str(out), "--workers", "2",
-           "--no-progress", "--set", "ses_mes.shard_size=5"]
+           "--no-progress", "--set", "ses_mes.shard_size=5", "--until", "flux_triage"]
     for key in ("data_root", "sector", "toi_csv", "known_planets", "family"):
         cmd += ["--" + key.replace("_", "-"), str(settings[key])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -120,4 +142,4 @@ def test_kill_during_ses_mes_then_resume(sim, tmp_path):
     assert all(after[k] == v for k, v in first.items())
     keys = [(r["tic"], r["planet_number"]) for r in
             ds.dataset(out / "ses_mes", format="parquet").to_table(columns=["tic", "planet_number"]).to_pylist()]
-    assert len(keys) == len(set(keys)) == N_TCES
+    assert len(keys) == len(set(keys)) == len(truth)

@@ -136,10 +136,12 @@ def ses_mes_stats(time, pdc_flux, valid, *, period: float, epoch: float,
     fill_win = int(np.ceil(cad_per_hr * search_h * MEDFILT_FAC * 3))
     det_ext, valid_ext = fill_extend(det, valid, fill_win, rng)
     ref_ext, _ = fill_extend(ref, valid, fill_win, rng)
+    # the noise level is measured with the TCE's own transits replaced by noise
+    noise_ext, _ = fill_extend(det, valid & oot, fill_win, rng)
 
     search_len = max(int(np.round(cad_per_hr * search_h)), 1)
     corr, norm, corr_r = tps.statistic_time_series(
-        det_ext, search_len, VAR_WINDOW_FAC, ref=ref_ext)
+        det_ext, search_len, VAR_WINDOW_FAC, ref=ref_ext, noise=noise_ext)
     corr, norm, corr_r = corr[:n][valid], norm[:n][valid], corr_r[:n][valid]
 
     out = tps.fold_statistics(time[valid], corr, norm, corr_r, norm,

@@ -89,7 +89,11 @@ def skyline_flags(epochs, periods, durations_h, t_start, t_end, multi_sector=Fal
     if counts.size == 0:
         return grid_times, counts, np.zeros(0, dtype=bool)
     median = np.median(counts)
-    scale = max(np.median(np.abs(counts - median)) * _MAD_TO_SIGMA, 1.0)
+    # The counts are small integers: their MAD can be far below their real scatter (MAD 1 for
+    # counts around 4, where chance overlaps scatter like sqrt(4) = 2), and then every chance
+    # overlap of a few transits is flagged and real transits lose their cadences.  The scale
+    # never goes below the Poisson scatter of the median count (nor below one count).
+    scale = max(np.median(np.abs(counts - median)) * _MAD_TO_SIGMA, np.sqrt(median), 1.0)
     flagged = (counts - median) / scale > threshold
     return grid_times, counts, flagged
 

@@ -117,12 +117,16 @@ def whitening(coeffs: np.ndarray, var_window: int) -> np.ndarray:
 
 
 def statistic_time_series(flux: np.ndarray, search_len: int, var_window_fac: int = 15,
-                          ref: np.ndarray | None = None, n_taps: int = 12):
+                          ref: np.ndarray | None = None, n_taps: int = 12,
+                          noise: np.ndarray | None = None):
     """Correlation and normalisation time series of a box search pulse.
 
     flux: gap-free series whose length is a power of two; search_len: pulse
     length in cadences; ref: optional second series (the reference signal)
-    correlated with the *same* whitening, so its norm equals ``norm``.
+    correlated with the *same* whitening, so its norm equals ``norm``; noise:
+    optional series the whitening is measured on (the flux with the known
+    transits replaced by noise, so a deep transit does not whiten itself away;
+    default: flux).
     Replaces ``kep_wavelets.waveletObject`` + ``compute_statistic_time_series``.
     Returns ``(corr, norm, corr_ref)`` (corr_ref None without ref).
     """
@@ -133,7 +137,8 @@ def statistic_time_series(flux: np.ndarray, search_len: int, var_window_fac: int
     bank = filter_bank(n, n_taps)
     nb = bank.shape[1]
     x = owt(flux, bank)
-    white = whitening(x, var_window_fac * search_len)
+    white = whitening(x if noise is None else owt(np.asarray(noise, dtype=float), bank),
+                      var_window_fac * search_len)
 
     pulse = np.zeros(n)
     pulse[:search_len] = -0.5

@@ -163,9 +163,13 @@ def trapezoid_fit(time, flux, period, epoch, duration_h, dv_depth_ppm, rng, vali
     if n_fit < 5 or not (dv_depth_ppm > 0 and duration_h > 0 and period > 0):
         return nan_fit
 
+    # the DV solution is the first start (the original used random starts only, and all of
+    # them can stall at zero depth where the model does not touch the data)
+    dv_start = (np.array([epoch, dv_depth_ppm / 1e6, duration_h, 0.5]) - lo) / span
+    starts = [dv_start] + [rng.uniform(0.0, 1.0, 4) for _ in range(n_starts - 1)]
     best_u, best_chi2 = None, np.inf
-    for _ in range(n_starts):
-        res = minimize(chi2, rng.uniform(0.0, 1.0, 4), method="Nelder-Mead",
+    for start in starts:
+        res = minimize(chi2, start, method="Nelder-Mead",
                        bounds=[(0.0, 1.0)] * 4,
                        options={"xatol": 1e-5, "fatol": 1e-5, "maxiter": 2000, "maxfev": 2000})
         if np.isfinite(res.fun) and res.fun < best_chi2:

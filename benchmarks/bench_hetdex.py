@@ -1,0 +1,64 @@
+"""HETDEX end to end on one simulated shot: wall time per step.
+
+Simulates one month with ``--n-ifus`` IFUs (78 at full size: 312 amplifiers, three dithered
+exposures, a minimal calibration set) and reduces it with the embedded runner, then prints, per
+step, the elapsed wall time of the step and the summed shard time (CPU-bound work per step).
+
+    .venv/bin/python benchmarks/bench_hetdex.py                 # full size, all cores
+    .venv/bin/python benchmarks/bench_hetdex.py --n-ifus 2 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from astroflow import config, rundir, runner
+from steps.hetdex.pipeline import HETDEX
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-ifus", type=int, default=78)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--n-zero", type=int, default=3, help="zero frames (full calibration months have dozens)")
+    ap.add_argument("--images", action="store_true", help="write /Data/Images into the shot file (large)")
+    ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one, removed)")
+    args = ap.parse_args()
+    from steps.hetdex.simulate import simulate_month
+
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-hetdex-"))
+    try:
+        t0 = time.perf_counter()
+        settings = simulate_month(work / "input", n_ifus=args.n_ifus, n_zero=args.n_zero, n_flat=1, n_twi=1, n_arc=1,
+                                  workers=args.workers)
+        t_sim = time.perf_counter() - t0
+        settings["images_in_shot_files"] = args.images
+        cfg = config.resolve(HETDEX, settings=settings, runner={"workers": args.workers})
+        started = {}
+        t0 = time.perf_counter()
+        res = runner.run(HETDEX, cfg, work / "run", progress=False)
+        total = time.perf_counter() - t0
+        assert res.ok, {n: s.message for n, s in res.steps.items() if s.state != "done"}
+        print(f"simulate: {t_sim:.1f} s for {args.n_ifus} IFUs ({4 * args.n_ifus} amps)")
+        print(f"{'step':16s} {'units':>6s} {'elapsed s':>10s} {'shard-sum s':>12s}")
+        for name in HETDEX.order():
+            ms = rundir.manifests(work / "run" / name)
+            if not ms:
+                continue
+            first = min(m["started"] for m in ms)
+            last = max(m["started"] + m["wall_s"] for m in ms)
+            started[name] = first
+            print(f"{name:16s} {len(ms):6d} {last - first:10.1f} {sum(m['wall_s'] for m in ms):12.1f}")
+        print(f"total reduction wall time: {total:.1f} s with {args.workers} workers")
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""ELiXer (HETDEX runbook step 18) as an astroflow pipeline: classify line detections, build reports."""

@@ -1,0 +1,177 @@
+"""Runbook step 18.2, ``selixer --dets LIST --png --neighborhood 10 --mini``: one detection at a time.
+
+Fans out over detectids (the list of 18.1, or every detection in the file).  For each: its
+spectrum from ``/Spectra`` (per 2 A -> per A), the classification (:mod:`.science.classify`:
+PLAE/POII, votes, P(LyA), z_best), then the report images that are not already there and whole,
+so a rerun (recover) builds exactly the missing ones.  The row is the detection's catalogue entry
+(ELiXer's Detections columns plus its SpectraLines and CalibratedSpectra), one Parquet part per
+shard; the merge step joins the parts into ``elixer_cat.h5``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from astroflow.errors import ItemError
+from astroflow.step import FanOut, Resources, StepParams
+from steps.elixer.catalog import DTYPES, VERSION
+from steps.elixer.detfile import DetectionsFile, detection_rows, read_detectids
+from steps.elixer.reportfiles import is_whole
+from steps.elixer.science.classify import classify as classify_detection
+from steps.elixer.science.cosmology import Cosmology
+from steps.elixer.science.lines import LYA
+from steps.elixer.settings import report_path
+
+
+def _arrow_type(dt):
+    if dt.shape:
+        return pa.list_(pa.float32())
+    return {"i": {8: pa.int64(), 4: pa.int32(), 2: pa.int16(), 1: pa.int8()}.get(dt.itemsize),
+            "f": pa.float32() if dt.itemsize == 4 else pa.float64(), "b": pa.bool_(), "S": pa.string()}[dt.kind]
+
+
+DETECTION_COLUMNS = list(DTYPES["Detections"].names)
+SCHEMA = pa.schema(
+    [(name, _arrow_type(DTYPES["Detections"][name])) for name in DETECTION_COLUMNS]
+    + [("spectra_lines", pa.string()), ("cal_wavelength", pa.list_(pa.float32())), ("cal_flux", pa.list_(pa.float32())),
+       ("cal_flux_err", pa.list_(pa.float32())), ("num_fibers", pa.int32()), ("reports_built", pa.list_(pa.string())),
+       ("votes", pa.string())]
+)
+
+
+class ClassifyParams(StepParams):
+    pass
+
+
+def detections(ctx) -> list[dict]:
+    s = ctx.settings
+    ids = read_detectids(ctx.uses(s.detectids)) if s.detectids else None
+    return [{"detectid": int(r["detectid"])} for r in detection_rows(ctx.uses(s.detections), ids)]
+
+
+def open_file(ctx, items) -> dict:
+    """Once per shard: the detections file, its rows and every position (for neighbourhoods)."""
+    s = ctx.settings
+    rows = {int(r["detectid"]): r for r in detection_rows(s.detections)}
+    pos = np.array([(d, r.get("ra", np.nan), r.get("dec", np.nan), r["wave"]) for d, r in rows.items()], float)
+    return {"file": DetectionsFile(s.detections), "rows": rows, "pos": pos, "cosmo": Cosmology(s.priors.h0, s.priors.omega_m)}
+
+
+def _neighbours(state, det, radius):
+    pos = state["pos"]
+    dec0 = float(det.get("dec", 0.0))
+    dx = (pos[:, 1] - float(det.get("ra", 0.0))) * np.cos(np.radians(dec0)) * 3600
+    dy = (pos[:, 2] - dec0) * 3600
+    sel = (np.hypot(dx, dy) < radius) & (pos[:, 0] != det["detectid"])
+    return [{"detectid": int(p[0]), "ra": p[1], "dec": p[2], "wave": p[3]} for p in pos[sel]]
+
+
+def catalog_row(det: dict, m: dict, spec: dict, n_fibers: int, built: list[str]) -> dict:
+    """The Detections row in ELiXer's columns (plus lines, spectrum and what was built)."""
+    fit, cont = m["fit"], m["cont"]
+    z_lya = m["wave"] / LYA - 1
+    sol = m["solution"]
+    row = {
+        "detectid": int(det["detectid"]), "elixer_version": f"astroflow-{VERSION}",
+        "elixer_datetime": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "shotid": det.get("shotid"), "obsid": det.get("obsid"), "specid": det.get("specid"),
+        "ifuslot": det.get("ifuslot"), "ifuid": det.get("ifuid"), "amp": det.get("amp"),
+        "multiframe": det.get("multiframe"), "ra": det.get("ra"), "dec": det.get("dec"),
+        "wavelength_obs": fit.wave, "wavelength_obs_err": fit.wave_err,
+        "z_best": m["z_best"], "z_best_pz": m["z_best_pz"], "z_best_2": m["z_best_2"], "z_best_pz_2": m["z_best_pz_2"],
+        "flags": m["flags"], "flux_line": fit.flux, "flux_line_err": fit.flux_err,
+        "fwhm_line_aa": m["fwhm_aa"], "fwhm_line_aa_err": fit.sigma_err * 2.3548,
+        "fwhm_line_kms": m["fwhm_kms"], "sn": m["sn"], "sn_err": det.get("sn_err"), "chi2": fit.chi2,
+        "continuum_line": fit.cont, "continuum_line_err": fit.cont_err,
+        "eqw_rest_lya_line": m["ew_line_rest"], "plae_line": m["plae_line"],
+        "continuum_wide": cont.at_line, "continuum_wide_err": cont.at_line_err,
+        "mag_g_wide": cont.mag_g, "mag_g_wide_err": cont.mag_g_err, "eqw_rest_lya_wide": m["ew_wide_rest"],
+        "plae_wide": m["plae_wide"],
+        "multiline_flag": sol is not None, "multiline_z": sol.z if sol else None,
+        "multiline_rest_w": sol.rest if sol else None, "multiline_prob": min(0.99, sol.score / (sol.score + 5)) if sol else None,
+        "multiline_raw_score": sol.score if sol else None, "multiline_name": sol.name if sol else None,
+        "combined_plae": m["plae"], "combined_plae_lo": m["plae_lo"], "combined_plae_hi": m["plae_hi"],
+        "plya_classification": m["plya"], "combined_continuum": m["cont_comb"],
+        "combined_continuum_err": m["cont_comb_err"], "combined_continuum_nondetect": int(bool(m["flags"] & 2)),
+        "combined_eqw_rest_lya": m["ew_rest_lya"], "combined_eqw_rest_lya_err": m["ew_rest_lya_err"],
+        "spectral_slope": cont.slope, "spectral_slope_err": cont.slope_err, "classification_labels": m["label"],
+    }
+    for k, v in list(row.items()):
+        if isinstance(v, float) and not np.isfinite(v):
+            row[k] = None  # the catalogue's default (-999.999) rather than NaN
+    lines = [{"detectid": int(det["detectid"]), "wavelength": fit.wave, "type": 1, "score": float(m["sn"]),
+              "sn": float(m["sn"]), "chi2": fit.chi2, "flux_line": fit.flux, "flux_line_err": fit.flux_err,
+              "used": True, "sol_num": 0, "sigma": fit.sigma, "sigma_err": fit.sigma_err, "continuum": fit.cont,
+              "continuum_err": fit.cont_err}]
+    for rank, s in enumerate(m["solutions"], 1):
+        for ln in s.lines:
+            if ln["found"]:
+                lines.append({"detectid": int(det["detectid"]), "wavelength": ln["wave"], "type": 1, "score": ln["sn"],
+                              "sn": ln["sn"], "flux_line": ln["flux"], "flux_line_err": ln["flux_err"],
+                              "used": rank == 1, "sol_num": rank, "sigma": fit.sigma})
+    row["spectra_lines"] = json.dumps([{k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                                        for k, v in ln.items()} for ln in lines])
+    row["cal_wavelength"] = spec["wave1d"].astype("f4")
+    row["cal_flux"], row["cal_flux_err"] = spec["_flux"].astype("f4"), spec["spec1d_err"].astype("f4")
+    row["num_fibers"] = n_fibers
+    row["reports_built"] = built
+    row["votes"] = json.dumps([{k: float(v) if k != "name" else v for k, v in vt.items()} for vt in m["votes"]])
+    for k in DETECTION_COLUMNS:
+        row.setdefault(k, None)
+        if isinstance(row[k], bytes):
+            row[k] = row[k].decode(errors="replace")
+        elif isinstance(row[k], np.generic):
+            row[k] = row[k].item()
+    return row
+
+
+def one_detection(ctx, item) -> dict:
+    from steps.elixer import plots  # matplotlib is loaded by the workers that draw, not by the CLI
+
+    s, state = ctx.settings, ctx.state
+    did = int(item["detectid"])
+    det = state["rows"].get(did)
+    if det is None:
+        raise ItemError(f"detectid {did} is not in /Detections", str(s.detections))
+    spec = state["file"].spectrum(did)
+    flux = spec.get("spec1d_ffsky") if s.ffsky and "spec1d_ffsky" in spec else spec["spec1d"]
+    spec["_flux"] = flux
+    wave, flam, err = spec["wave1d"], flux / 2.0, spec["spec1d_err"] / 2.0  # per 2-A pixel -> per A
+    if not np.isfinite(det["wave"]) or not (wave[0] < det["wave"] < wave[-1]):
+        raise ItemError(f"detectid {did}: line wavelength {det['wave']} outside the spectrum")
+    rng = np.random.default_rng([s.seed, did])
+    m = classify_detection(wave, flam, err, det, s.priors, state["cosmo"], rng)
+    fibers = state["file"].fiber_rows(did)
+    built = []
+    todo = {k: report_path(ctx.run_dir, did, k) for k in s.report_types()}
+    todo = {k: p for k, p in todo.items() if not is_whole(p)}
+    if "png" in todo or "pdf" in todo:
+        fig = plots.report_figure(det, wave, flam, err, m, fibers)
+        plots.write_report(todo.get("png"), todo.get("pdf"), fig)
+    if "mini" in todo:
+        plots.write_report(todo["mini"], None, plots.mini_figure(det, wave, flam, err, m))
+    if "nei" in todo:
+        nb = _neighbours(state, det, s.neighborhood)
+        plots.write_report(todo["nei"], None, plots.neighborhood_figure(det, fibers, nb, s.neighborhood))
+    for k, p in todo.items():
+        ctx.product(p.relative_to(ctx.run_dir))
+        built.append(k)
+    return catalog_row(det, m, spec, 0 if fibers is None else len(fibers), built)
+
+
+classify = FanOut(
+    "classify",
+    items=detections,
+    setup=open_file,
+    process=one_detection,
+    key=("detectid",),
+    params=ClassifyParams,
+    schema=SCHEMA,
+    shard_size=200,  # 100,000 detections -> 500 pods
+    resources=Resources(cpu="1", memory="2Gi"),
+    doc=__doc__,
+)

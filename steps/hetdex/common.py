@@ -1,0 +1,93 @@
+"""Helpers the HETDEX steps share: the frame inventory, amp names, FITS products, calibration loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+from astropy.io import fits
+
+from astroflow.atomic import atomic_path
+from astroflow.errors import ItemError
+from steps.hetdex import library
+from steps.hetdex.rawdata import read_frame
+from steps.hetdex.science import ccd
+
+
+def multiframe(specid: str, ifuslot: str, ifuid: str, amp: str) -> str:
+    return f"multi_{specid}_{ifuslot}_{ifuid}_{amp}"
+
+
+def frames(ctx, **where) -> list[dict]:
+    """Inventory rows (one per amplifier frame) matching ``where`` (column == value)."""
+    flt = None
+    for k, v in where.items():
+        cond = pc.field(k).isin(v) if isinstance(v, (list, tuple, set)) else pc.field(k) == v
+        flt = cond if flt is None else flt & cond
+    rows = ctx.rows("inventory", filter=flt)
+    for r in rows:
+        r["specid"], r["ifuid"] = ctx.settings.mapping(r["ifuslot"], r["date"], r["specid"], r["ifuid"])
+    return sorted(rows, key=lambda r: (r["date"], r["obs"], r["exp"]))
+
+
+def month_selected(ctx, month: str) -> bool:
+    return not ctx.settings.months or month in ctx.settings.months
+
+
+def write_fits(path: Path, hdus: list) -> Path:
+    with atomic_path(path) as tmp:
+        fits.HDUList(hdus).writeto(tmp)
+    return path
+
+
+def mbias_name(specid: str, contid: str, amp: str) -> str:
+    return f"masterbias_{specid}_{contid}_{amp}.fits"
+
+
+def pflat_name(specid: str, amp: str) -> str:
+    return f"pixelflat_cam{specid}_{amp}.fits"
+
+
+def cal_name(ifuslot: str, specid: str, amp: str) -> str:
+    return f"cal_{ifuslot}_{specid}_{amp}.fits"
+
+
+def bkg_name(specid: str, amp: str) -> str:
+    return f"bkg_{specid}_{amp}.fits"
+
+
+def load_master_bias(ctx, row: dict) -> tuple[np.ndarray, np.ndarray, float]:
+    """(smoothed master bias, trap mask, read noise ADU) for a frame's night, controller and amp."""
+    path = library.find(ctx.run_dir, ctx.settings, "lib_mbias", row["date"], mbias_name(row["specid"], row["contid"], row["amp"]))
+    with fits.open(path) as h:
+        mb = h[0].data.astype(np.float32)
+        mask = h["TRAPMASK"].data.astype(bool)
+        rn = float(h[0].header.get("RDNOISE", 4.0))
+    return mb, mask, rn
+
+
+def load_pixel_flat(ctx, row: dict) -> np.ndarray | None:
+    try:
+        path = library.find(ctx.run_dir, ctx.settings, "lib_pflat", row["date"], pflat_name(row["specid"], row["amp"]), monthly=False)
+    except ItemError:
+        return None
+    return fits.getdata(path).astype(np.float32)
+
+
+def processed(ctx, row: dict, mbias: np.ndarray | None = None, pflat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A frame trimmed, overscan and bias subtracted, flat-fielded, in electrons; and its variance.
+
+    Pixels of the trap mask and of zero pixel flat are NaN.
+    """
+    raw = read_frame(ctx.uses(row["tar"]), row["member"])
+    mbias, trapmask, rn = load_master_bias(ctx, row) if mbias is None else (mbias, np.zeros_like(mbias, bool), 4.0)
+    img = (ccd.trim(raw) - mbias) * row["gain"]
+    var = np.maximum(img, 0) + (rn * row["gain"]) ** 2
+    if pflat is not None:
+        bad = pflat <= 0
+        img = np.where(bad, np.nan, img / np.where(bad, 1, pflat))
+        var = np.where(bad, np.nan, var / np.where(bad, 1, pflat) ** 2)
+    img[trapmask] = np.nan
+    var[trapmask] = np.nan
+    return img.astype(np.float32), var.astype(np.float32)

@@ -1,0 +1,223 @@
+"""Fiber spectra from an amplifier frame (runbook 6 and 7: vred, getxtr, getwavo, vrecon).
+
+Trace finding on a flat, Gaussian cross-dispersion profile, optimal extraction, arc-line
+wavelength solutions, fiber-to-fiber from twilights, and rectification onto the 2 A grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.stats import biweight_location
+from scipy import ndimage
+
+from steps.hetdex.science.instrument import ARC_LINES, DWAVE, N_FIBERS_AMP, NX_ACTIVE, RECT_WAVE
+
+HALF = 4  # extraction half-width in rows
+
+
+def _log_parabola(ym, y0, yp):
+    """Sub-pixel offset and Gaussian sigma from three samples around a peak (log-parabola)."""
+    lm, l0, lp = (np.log(np.maximum(v, 1e-3)) for v in (ym, y0, yp))
+    den = lm - 2 * l0 + lp
+    den = np.where(den < -1e-6, den, -1e-6)
+    off = 0.5 * (lm - lp) / den
+    sigma = np.sqrt(-1.0 / den)
+    return np.clip(off, -1, 1), sigma
+
+
+def find_trace(flat: np.ndarray, n_fibers: int = N_FIBERS_AMP, step: int = 16, half_width: int = 4,
+               deg: int = 3) -> dict:
+    """Fiber traces y(x) and profile widths from a bright flat.
+
+    Columns are summed in blocks of ``2*half_width+1`` every ``step`` columns; peaks are found in
+    each block and centred with a log-parabola; blocks that do not show ``n_fibers`` peaks are
+    counted as bad; each fiber's centres are fitted by a polynomial of degree ``deg`` in x.
+    Returns dict(trace (nfib, nx), sigma (nfib,), n_bad_blocks, rms).
+    """
+    ny, nx = flat.shape
+    xcs, ycs, sgs = [], [], []
+    n_bad = 0
+    for xc in range(half_width + 8, nx - half_width - 8, step):
+        prof = np.nansum(flat[:, xc - half_width:xc + half_width + 1], axis=1)
+        thr = 0.2 * np.percentile(prof, 99)
+        pk = np.flatnonzero((prof[1:-1] > prof[:-2]) & (prof[1:-1] >= prof[2:]) & (prof[1:-1] > thr)) + 1
+        if pk.size != n_fibers:
+            n_bad += 1
+            continue
+        off, sig = _log_parabola(prof[pk - 1], prof[pk], prof[pk + 1])
+        xcs.append(xc)
+        ycs.append(pk + off)
+        sgs.append(sig)
+    if len(xcs) < deg + 2:
+        raise ValueError(f"trace: only {len(xcs)} column blocks with {n_fibers} fibers")
+    xcs, ycs, sgs = np.array(xcs), np.array(ycs), np.array(sgs)  # (nb,), (nb, nfib)
+    x = np.arange(nx)
+    xn = (xcs - nx / 2) / (nx / 2)
+    coef = np.polynomial.polynomial.polyfit(xn, ycs, deg)  # (deg+1, nfib)
+    fit = np.polynomial.polynomial.polyval(xn, coef)  # (nfib, nb)
+    rms = float(np.sqrt(np.mean((fit.T - ycs) ** 2)))
+    trace = np.polynomial.polynomial.polyval((x - nx / 2) / (nx / 2), coef)  # (nfib, nx)
+    return {"trace": trace, "sigma": np.median(sgs, axis=0), "n_bad_blocks": n_bad, "rms": rms}
+
+
+def profile_weights(trace: np.ndarray, sigma: np.ndarray, ny: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (nfib, 2*HALF+1, nx) and normalised Gaussian profile weights of the same shape."""
+    base = np.rint(trace).astype(int)
+    offs = np.arange(-HALF, HALF + 1)
+    rows = base[:, None, :] + offs[None, :, None]
+    prof = np.exp(-0.5 * ((rows - trace[:, None, :]) / sigma[:, None, None]) ** 2)
+    prof[(rows < 0) | (rows >= ny)] = 0.0
+    prof /= np.maximum(prof.sum(axis=1, keepdims=True), 1e-12)
+    return rows.clip(0, ny - 1), prof
+
+
+def extract(image: np.ndarray, var: np.ndarray, trace: np.ndarray, sigma: np.ndarray, mask=None) -> dict:
+    """Optimal (profile-weighted) extraction; masked pixels get zero weight.
+
+    Returns spectrum, error and chi2 per fiber and column (nfib, nx): the spectrum is the total
+    counts of the fiber in that column.
+    """
+    ny, nx = image.shape
+    rows, prof = profile_weights(trace, sigma, ny)
+    cols = np.broadcast_to(np.arange(nx), rows.shape)
+    d = image[rows, cols]
+    v = var[rows, cols]
+    good = np.isfinite(d) & np.isfinite(v) & (v > 0)
+    if mask is not None:
+        good &= ~mask[rows, cols]
+    w = np.where(good, 1.0 / np.where(good, v, 1.0), 0.0)
+    d = np.where(good, d, 0.0)
+    den = np.sum(prof**2 * w, axis=1)
+    spec = np.sum(prof * w * d, axis=1) / np.where(den > 0, den, np.inf)
+    err = np.where(den > 0, 1.0 / np.sqrt(np.where(den > 0, den, 1.0)), np.nan)
+    resid = (d - spec[:, None, :] * prof) ** 2 * w
+    ngood = np.maximum(good.sum(axis=1) - 1, 1)
+    chi2 = resid.sum(axis=1) / ngood
+    spec = np.where(den > 0, spec, np.nan)
+    return {"spectrum": spec.astype(np.float32), "error": err.astype(np.float32), "chi2": chi2.astype(np.float32)}
+
+
+def model_image(spec: np.ndarray, trace: np.ndarray, sigma: np.ndarray, ny: int) -> np.ndarray:
+    """The frame the extracted spectra predict (for cleaning masked pixels)."""
+    rows, prof = profile_weights(trace, sigma, ny)
+    out = np.zeros((ny, spec.shape[1]), np.float64)
+    cols = np.broadcast_to(np.arange(spec.shape[1]), rows.shape)
+    np.add.at(out, (rows, cols), prof * np.nan_to_num(spec)[:, None, :])
+    return out.astype(np.float32)
+
+
+def nominal_wavelength(x):
+    """Nominal VIRUS dispersion (first guess for line identification)."""
+    return 3461.0 + 2.027 * np.asarray(x, float)
+
+
+def arc_centroids(spec: np.ndarray, lines=ARC_LINES, search: int = 6) -> np.ndarray:
+    """Column centroids (nfib, nlines) of the arc lines, NaN where not found."""
+    nfib, nx = spec.shape
+    x = np.arange(nx)
+    guess = np.interp(lines, nominal_wavelength(x), x)
+    out = np.full((nfib, len(lines)), np.nan)
+    # coarse shift per fiber from the brightest line, then local peaks
+    for j, g in enumerate(guess):
+        lo, hi = int(max(g - search, 2)), int(min(g + search, nx - 3))
+        seg = np.nan_to_num(spec[:, lo:hi + 1])
+        pk = lo + np.argmax(seg, axis=1)
+        ym, y0, yp = (spec[np.arange(nfib), pk + k] for k in (-1, 0, 1))
+        off, _ = _log_parabola(ym, y0, yp)
+        strong = y0 > 5 * np.nanmedian(np.abs(spec), axis=1) + 1
+        out[:, j] = np.where(strong, pk + off, np.nan)
+    return out
+
+
+def fit_wavelength(cents: np.ndarray, lines=ARC_LINES, deg: int = 3, nx: int = NX_ACTIVE) -> dict:
+    """Per-fiber polynomial wavelength solutions from arc centroids, with 3-sigma clipping.
+
+    Returns wavelength (nfib, nx), residual rms (A) and the number of lines used per fiber.
+    """
+    nfib = cents.shape[0]
+    wave = np.zeros((nfib, nx))
+    resid_all, nused = [], np.zeros(nfib, int)
+    x = np.arange(nx)
+    for f in range(nfib):
+        ok = np.isfinite(cents[f])
+        for _ in range(2):
+            if ok.sum() < deg + 2:
+                break
+            c = np.polynomial.polynomial.polyfit(cents[f, ok] / nx, lines[ok], deg)
+            r = lines - np.polynomial.polynomial.polyval(cents[f] / nx, c)
+            s = max(1.4826 * np.nanmedian(np.abs(r[ok])), 0.02)
+            ok &= np.abs(np.nan_to_num(r, nan=1e9)) < 4 * s
+        if ok.sum() < deg + 2:
+            wave[f] = np.nan
+            continue
+        c = np.polynomial.polynomial.polyfit(cents[f, ok] / nx, lines[ok], deg)
+        wave[f] = np.polynomial.polynomial.polyval(x / nx, c)
+        resid_all.extend(lines[ok] - np.polynomial.polynomial.polyval(cents[f, ok] / nx, c))
+        nused[f] = ok.sum()
+    rms = float(np.sqrt(np.mean(np.square(resid_all)))) if resid_all else np.nan
+    return {"wavelength": wave, "rms": rms, "n_lines": nused}
+
+
+def rectify(spec: np.ndarray, err: np.ndarray, wave: np.ndarray, grid=RECT_WAVE) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per native pixel -> counts per 2 A bin on the rectified grid (linear interpolation
+    of the flux density; errors interpolated the same way; NaN outside the fiber's coverage)."""
+    nfib = spec.shape[0]
+    out = np.full((nfib, grid.size), np.nan, np.float32)
+    oute = np.full((nfib, grid.size), np.nan, np.float32)
+    for f in range(nfib):
+        w = wave[f]
+        if not np.all(np.isfinite(w)):
+            continue
+        dl = np.gradient(w)
+        dens = spec[f] / dl
+        edens = err[f] / dl
+        inside = (grid >= w[0]) & (grid <= w[-1])
+        out[f] = np.where(inside, np.interp(grid, w, dens) * DWAVE, np.nan)
+        oute[f] = np.where(inside, np.interp(grid, w, edens) * DWAVE, np.nan)
+    return out, oute
+
+
+def smooth_ratio(ratio: np.ndarray, width: int = 51) -> np.ndarray:
+    """Smooth each row of a spectrum ratio along wavelength (running median then mean)."""
+    r = np.where(np.isfinite(ratio), ratio, np.nanmedian(ratio))
+    r = ndimage.median_filter(r, size=(1, width), mode="nearest")
+    return ndimage.uniform_filter1d(r, 11, axis=1, mode="nearest")
+
+
+def fiber_to_fiber(rect_twi: np.ndarray) -> np.ndarray:
+    """Fiber-to-fiber (nfib, 1036) from rectified twilight spectra: each fiber over the biweight
+    of all fibers, smoothed in wavelength (the solar lines cancel)."""
+    ref = biweight_location(rect_twi, axis=0, ignore_nan=True)
+    return smooth_ratio(rect_twi / ref[None, :]).astype(np.float32)
+
+
+def biweight_sky(rect: np.ndarray) -> np.ndarray:
+    """Sky spectrum: biweight over fibers at each wavelength."""
+    return biweight_location(rect, axis=0, ignore_nan=True).astype(np.float32)
+
+
+def native_sky(spec: np.ndarray, wave: np.ndarray, f2f_native: np.ndarray, step: float = 0.5) -> np.ndarray:
+    """Sky counts per native pixel of every fiber (nfib, nx), from all fibers of the amp.
+
+    The fibers' flux densities (counts / dlambda / fiber-to-fiber) at their own wavelengths are
+    pooled and medianed in ``step`` A bins, then evaluated back at each fiber's pixels;
+    sky lines are subtracted before rectification, so no interpolation ringing is left.
+    """
+    dl = np.gradient(wave, axis=1)
+    dens = spec / dl / f2f_native
+    ok = np.isfinite(dens) & np.isfinite(wave)
+    lam, val = wave[ok], dens[ok]
+    edges = np.arange(np.nanmin(wave) - step, np.nanmax(wave) + 2 * step, step)
+    idx = np.digitize(lam, edges) - 1
+    order = np.argsort(idx, kind="stable")
+    idx, val = idx[order], val[order]
+    bounds = np.searchsorted(idx, np.arange(len(edges)))
+    med = np.full(len(edges) - 1, np.nan)
+    for b in range(len(edges) - 1):
+        seg = val[bounds[b]:bounds[b + 1]]
+        if seg.size >= 3:
+            med[b] = np.median(seg)
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    good = np.isfinite(med)
+    med = np.interp(centers, centers[good], med[good])
+    return (np.interp(wave, centers, med) * dl * f2f_native).astype(np.float32)

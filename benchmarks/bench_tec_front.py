@@ -7,6 +7,11 @@ sector (ratios, not absolute seconds, are what to compare on noisy machines).
 
 from __future__ import annotations
 
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # one core per process, also for the 1-worker baseline
+
 import argparse
 import tempfile
 import time
@@ -23,10 +28,11 @@ def step_seconds(run_dir: Path, step: str) -> tuple[float, int]:
 
 
 def timed_run(settings: dict, out: Path, workers: int) -> float:
+    """Wall time of TEC steps 1-11 (up to flux_triage) with ``workers`` processes."""
     cfg = config.resolve(TEC, settings=settings, runner={"workers": workers},
                          steps={"ses_mes": {"shard_size": 10}, "resample": {"shard_size": 10}})
     t0 = time.perf_counter()
-    res = runner.run(TEC, cfg, out, progress=False)
+    res = runner.run(TEC, cfg, out, progress=False, until="flux_triage")
     elapsed = time.perf_counter() - t0
     assert res.ok, {n: s.message for n, s in res.steps.items() if s.state != "done"}
     return elapsed

@@ -91,8 +91,15 @@ def _worker(run_dir: str, unit: Unit, force: bool) -> dict:
     return execute(run_dir, unit, force=force)
 
 
-def _worker_init() -> None:
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _worker_init(pipeline: str) -> None:
+    """Runs once per worker process: logging, and the pipeline's modules imported up front."""
+    from astroflow.registry import get_pipeline
+
     logging.getLogger("astroflow").setLevel(logging.INFO)
+    get_pipeline(pipeline)
 
 
 def run(
@@ -119,7 +126,14 @@ def run(
 
     pool = None
     if workers > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+        # one process per core: numerical libraries in the workers must not start threads of
+        # their own (inherited by the spawned workers; a user's explicit setting is kept)
+        for var in THREAD_VARIABLES:
+            os.environ.setdefault(var, "1")
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(pipeline.name,))
+        for _ in range(workers):  # start the workers while this process plans the first steps
+            pool.submit(int)
     futures: dict[Future, tuple[str, Unit]] = {}
     bar = tqdm(total=0, unit="unit", desc=pipeline.name, disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
@@ -184,7 +198,7 @@ def run(
                 old = rundir.Plan.load(step_dir)
                 if force or (old is not None and old.params_hash != current):
                     clear_step(run_dir, name)
-                p = plan(run_dir, name, min_shards=2 * workers if workers > 1 else 1)
+                p = plan(run_dir, name, min_shards=4 * workers if workers > 1 else 1)
                 committed = rundir.committed_units(step_dir)
                 units = [Unit(name, i) for i in range(p.n_shards) if rundir.shard_unit(i) not in committed]
                 force_units = False

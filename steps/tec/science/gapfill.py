@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.signal import lfilter
+from scipy.special import ndtri
 
-MAD_TO_SIGMA = 1.4826
+MAD_TO_SIGMA = 1.0 / ndtri(0.75)  # normalised MAD: a Gaussian's sigma
 
 
 def mad_std(x: np.ndarray) -> float:

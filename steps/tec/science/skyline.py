@@ -22,14 +22,14 @@ Differences from the original, on purpose:
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
+
+from steps.tec.science.gapfill import MAD_TO_SIGMA
 
 GRID_STEP_DAYS = 10.0 / 1440.0
 MAX_DURATION_H = 5.0
 SIGMA_SINGLE_SECTOR = 2.75
 SIGMA_MULTI_SECTOR = 3.5
 BAD_CADENCE_TOL_DAYS = 5.0 / 1440.0
-_MAD_TO_SIGMA = 1.0 / norm.ppf(0.75)
 
 
 def skyline_counts(epochs, periods, durations_h, grid_times):
@@ -93,7 +93,7 @@ def skyline_flags(epochs, periods, durations_h, t_start, t_end, multi_sector=Fal
     # counts around 4, where chance overlaps scatter like sqrt(4) = 2), and then every chance
     # overlap of a few transits is flagged and real transits lose their cadences.  The scale
     # never goes below the Poisson scatter of the median count (nor below one count).
-    scale = max(np.median(np.abs(counts - median)) * _MAD_TO_SIGMA, np.sqrt(median), 1.0)
+    scale = max(np.median(np.abs(counts - median)) * MAD_TO_SIGMA, np.sqrt(median), 1.0)
     flagged = (counts - median) / scale > threshold
     return grid_times, counts, flagged
 

@@ -22,21 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+
+from steps.tec.science.gapfill import mad_std as robust_std
 
 MAX_PERIOD_D = 5.0          # only TCEs with P < 5 d are tested
 POLY_ORDER = 4
 SWEET_FLAG_RATIO = 0.8      # ranking: flagged when min(after / before) < 0.8
 PERIOD_FACTORS = (1.0, 0.5, 2.0)
-_MAD_TO_SIGMA = 1.0 / norm.ppf(0.75)
-
-
-def robust_std(x) -> float:
-    """Gaussian-normalised median absolute deviation (statsmodels ``robust.mad``)."""
-    x = np.asarray(x, dtype=float)
-    if x.size == 0:
-        return float("nan")
-    return float(np.median(np.abs(x - np.median(x))) * _MAD_TO_SIGMA)
 
 
 @dataclass(frozen=True)

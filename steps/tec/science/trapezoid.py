@@ -33,14 +33,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import norm
+
+from steps.tec.science.gapfill import MAD_TO_SIGMA
 
 SUPERSAMPLE = 15
 SUPERSAMPLE_WITHIN = 1.5     # in units of the DV duration
 FIT_REGION = 4.0             # in units of the DV duration
 MAX_FIT_PHASE = 0.25
 N_STARTS = 6
-_MAD_TO_SIGMA = 1.0 / norm.ppf(0.75)
 
 
 def phase_offset(time, period, epoch):
@@ -118,7 +118,7 @@ def trapezoid_fit(time, flux, period, epoch, duration_h, dv_depth_ppm, rng, vali
         good &= np.asarray(valid, dtype=bool)
     t, y = time[good], flux[good]
     cadence = float(np.abs(np.median(np.diff(t)))) if t.size > 1 else 0.0
-    sigma = np.median(np.abs(y - np.median(y))) * _MAD_TO_SIGMA if y.size else np.nan
+    sigma = np.median(np.abs(y - np.median(y))) * MAD_TO_SIGMA if y.size else np.nan
     if not np.isfinite(sigma) or sigma <= 0:
         sigma = np.std(y) if y.size > 1 and np.std(y) > 0 else 1.0
 

@@ -135,7 +135,9 @@ def run(
         for _ in range(workers):  # start the workers while this process plans the first steps
             pool.submit(int)
     futures: dict[Future, tuple[str, Unit]] = {}
-    bar = tqdm(total=0, unit="unit", desc=pipeline.name, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    # progress bar on a terminal only (None: tqdm decides), never when progress is off
+    bar = tqdm(total=0, unit="unit", desc=pipeline.name, disable=None if progress else True, file=sys.stderr,
+               dynamic_ncols=True)
 
     def upstream_ready(name: str) -> bool | None:
         """True when every input is available, False if not yet, None if it never will be."""

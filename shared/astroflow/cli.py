@@ -229,11 +229,10 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         except json.JSONDecodeError:
             steps.setdefault(step, {})[param] = value
     runner = {"workers": args.workers} if args.workers else {}
-    existing = out / run_config.RUN_FILE
-    if existing.exists() and not (args.config or settings or steps or runner) and command == "run":
-        cfg = run_config.load(out)  # resume with the configuration the run was started with
-    else:
-        cfg = run_config.resolve(pipeline, file_data, settings=settings, runner=runner, steps=steps)
+    if command == "run" and not args.config and (out / run_config.RUN_FILE).exists():
+        # resume with the configuration the run was started with; flags still override it
+        file_data = run_config.load(out).model_dump(exclude={"code_version"})
+    cfg = run_config.resolve(pipeline, file_data, settings=settings, runner=runner, steps=steps)
     if command == "init":
         out.mkdir(parents=True, exist_ok=True)
         print(run_config.save(cfg, out))

@@ -1,9 +1,11 @@
 """Runbook step 15 (rgetmax, matchradec2, rmkcs, rext1): continuum sources.
 
 Fans out over (shot, IFU).  Fibers whose median sky-subtracted counts in the blue (3600-3900 A)
-or the red (5100-5400 A) exceed ``continuum_counts`` (per 2 A bin) are grouped when closer than
-``continuum_merge_arcsec`` (5.5" in the runbook, smaller here); each group is re-centred on its
-band fluxes and extracted like a line detection.  detectid = line_id_base + 90,000,000 + ...
+or the red (5100-5400 A) exceed ``continuum_counts`` (per 2 A bin) are linked friends-of-friends
+when closer than ``continuum_merge_arcsec`` (matchradec2's 5.5" in the runbook, smaller here), so a
+bright star's wings stay one source; each group is re-centred on its band fluxes (PSF fit from its
+brightest fiber), centres closer than the merge radius are kept once (the brighter), and each
+source is extracted like a line detection.  detectid = line_id_base + 90,000,000 + ...
 """
 
 from __future__ import annotations
@@ -40,23 +42,21 @@ def continuum_one(ctx, item) -> list[dict]:
     counts = d["calfib_counts"]
     bright = (np.median(counts[:, BLUE], axis=1) > ctx.settings.continuum_counts) | \
              (np.median(counts[:, RED], axis=1) > ctx.settings.continuum_counts)
-    idx = list(np.flatnonzero(bright)[np.argsort(-np.median(counts[bright][:, MID], axis=1))])
-    groups = []
-    for i in idx:
-        for g in groups:
-            if np.hypot(fx[i] - fx[g[0]], fy[i] - fy[g[0]]) < ctx.settings.continuum_merge_arcsec:
-                g.append(i)
-                break
-        else:
-            groups.append([i])
+    groups = detect.friends_of_friends(fx[bright], fy[bright], ctx.settings.continuum_merge_arcsec)
+    groups = [np.flatnonzero(bright)[g] for g in groups]
     band = np.nansum(d["calfib"][:, MID], axis=1)
     band_err = np.sqrt(np.nansum(d["calfibe"][:, MID] ** 2, axis=1))
     date, obs = item["datevobs"].split("v")
     base = ctx.settings.line_id_base + 90_000_000 + 100000 * item["shot_index"] + 1000 * item["ifu_index"]
+    centres = []
+    for g in groups:
+        peak = g[int(np.argmax(band[g]))]
+        fit = fit_point_source(fx, fy, band, band_err, fx[peak], fy[peak], fwhm)
+        centres.append((fit["x"], fit["y"]) if fit else (fx[peak], fy[peak]))
+    keep = detect.distinct_centres(centres, [band[g].sum() for g in groups], ctx.settings.continuum_merge_arcsec)
     out = []
-    for n, g in enumerate(groups, start=1):
-        fit = fit_point_source(fx, fy, band, band_err, fx[g[0]], fy[g[0]], fwhm)
-        x, y = (fit["x"], fit["y"]) if fit else (fx[g[0]], fy[g[0]])
+    for n, k in enumerate(keep, start=1):
+        g, (x, y) = groups[k], centres[k]
         spec, err, near, w = detect.extract_at(x, y, fx, fy, d["calfib"], d["calfibe"], fwhm)
         spec_ff = detect.extract_at(x, y, fx, fy, d["calfib_ffsky"], d["calfibe"], fwhm)[0]
         ra, dec = focal_to_sky(x, y, ast["ra"], ast["dec"], ast["pa"])

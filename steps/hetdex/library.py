@@ -2,7 +2,8 @@
 
 ``RUN/lib_calib/lib_mbias/{YYYYMM}/masterbias_{specid}_{contid}_{amp}.fits`` (runbook 4),
 ``lib_pflat/pixelflat_cam{specid}_{amp}.fits`` (Chenxu's flats), ``lib_bkg/{YYYYMM}/...``
-(runbook 5), ``lib_cal/{YYYYMM}/cal_{ifuslot}_{specid}_{amp}.fits`` (runbook 6).  A lookup for
+(runbook 5), ``lib_cal/{YYYYMM}/cal_{ifuslot}_{specid}_{amp}.fits`` (runbook 6),
+``lib_res/{YYYYMM}/res_{ifuslot}_{specid}_{amp}.fits`` (runbook 14_b-d).  A lookup for
 a night takes the night's month, else the nearest earlier month of the run, else the same in the
 configured ``calib_library`` of an earlier run.
 """

@@ -21,6 +21,7 @@ from steps.hetdex.settings import HetdexSettings
 from steps.hetdex.twilight_cal import amp_to_amp_rows, twilight_cal
 from steps.hetdex.sci_reduce import sci_reduce
 from steps.hetdex.full_sky import full_sky
+from steps.hetdex.pixel_residuals import pixel_residuals
 from steps.hetdex.astrometry import astrometry
 from steps.hetdex.throughput import throughput
 from steps.hetdex.calfib import calfib
@@ -79,6 +80,7 @@ HETDEX = Pipeline(
         amp_to_amp,      # 6.4-6 amp-to-amp over the field
         sci_reduce,      # 7     science reduction (by shot, exposure, IFU, amp)
         full_sky,        # 20    full-field sky and its per-amp table (by shot and exposure)
+        pixel_residuals, # 14b-d twilight flats, residual and chi^2 maps per pixel (by month, IFU, amp)
         astrometry,      # 8     fiber coordinates, relative normalisation (by shot)
         throughput,      # 9-13  stars, FWHM, SED fits, throughput polynomial (by shot)
         calfib,          # 16    calibrated fibers (by shot and IFU)

@@ -3,8 +3,9 @@ create_cal_hdf5): ``release/shots/{DATEvOBS}.h5`` in the hetdex_api layout.
 
 Fans out over shots.  /Shot (one row), /Data/Fibers (one row per fiber and exposure, ordered by
 exposure, multiframe, fiber), /Data/FiberIndex (same order), /Data/Images (one row per amp and
-exposure, optional), /Astrometry (StarCatalog, fplane, NominalVals, QA, groups), and
-/Calibration/Throughput/throughput.  Written to a temporary name and renamed.
+exposure, optional), /Astrometry (StarCatalog, fplane, NominalVals, QA, groups),
+/Calibration/Throughput/throughput and /FullSkyModel/expNN (create_fullskymodel_hdf5: the
+exposure's full-field sky, columns wavelength and counts, from runbook step 20).  Written to a temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from astropy.io import fits
 
 from astroflow.atomic import atomic_path
 from astroflow.step import FanOut, Resources
@@ -20,7 +22,7 @@ from steps.hetdex import h5files as L
 from steps.hetdex.calfib import load
 from steps.hetdex.rawdata import read_fplane, read_star_catalog
 from steps.hetdex.sci_reduce import read_multi
-from steps.hetdex.science.instrument import DITHERS
+from steps.hetdex.science.instrument import DITHERS, RECT_WAVE
 
 SCHEMA = pa.schema([("datevobs", pa.string()), ("shotid", pa.int64()), ("n_fibers", pa.int64()), ("n_ifu", pa.int32()),
                     ("path", pa.string())])
@@ -134,12 +136,17 @@ def write_shot(ctx, item) -> dict:
         thr = h.create_group("Calibration").create_group("Throughput")
         L.table(thr, "throughput", L.rows(L.THROUGHPUT, [
             {k: tp[k][i] for k in L.THROUGHPUT.names} for i in range(len(tp["wavelength"]))]))
+        sky = h.create_group("FullSkyModel")
+        for r in ctx.rows("full_sky", columns=["datevobs", "expnum", "sky_path"]):
+            if r["datevobs"] == dv and f"exp{r['expnum']:02d}" not in sky:
+                counts = fits.getdata(ctx.run_dir / r["sky_path"])
+                sky.create_dataset(f"exp{r['expnum']:02d}", data=np.column_stack([RECT_WAVE, counts]).astype("<f8"))
     return {"datevobs": dv, "shotid": shotid, "n_fibers": pos, "n_ifu": len(cal), "path": rel}
 
 
 shot_h5 = FanOut(
     "shot_h5",
-    inputs=("inventory", "sci_reduce", "astrometry", "throughput", "calfib"),
+    inputs=("inventory", "sci_reduce", "full_sky", "astrometry", "throughput", "calfib"),
     items=shots,
     process=write_shot,
     key=("datevobs",),

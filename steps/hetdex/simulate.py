@@ -418,14 +418,18 @@ def simulate_month(out: Path, n_ifus: int = 1, n_shots: int = 1, seed: int = 0, 
         everything = getattr(ex.shot, "everything", []) if ex.shot else []
         for ifu in ifus:
             jobs.append((ex, (seed, ex, ifu, {(ifu["ifuslot"], a): truths[(ifu["ifuslot"], a)] for a in AMPS}, everything)))
-    members: dict[tuple, list] = {}
+    # jobs come back in exposure order: each exposure's tar is written as soon as it is complete
+    left = {id(ex): len(ifus) for ex in exposures}
+    members: list[tuple[str, bytes]] = []
     workers = workers or min(os.cpu_count() or 1, 8)
     with ProcessPoolExecutor(workers) as pool:
         for (ex, _), files in zip(jobs, pool.map(_render_ifu_exposure, [j[1] for j in jobs], chunksize=1)):
             prefix = f"virus{ex.obs:07d}/exp{ex.exp:02d}/virus/"
-            members.setdefault((ex.date, ex.obs, ex.exp), []).extend((prefix + n, b) for n, b in files)
-    for (date, o, e), files in members.items():
-        _write_tar(out / date / "virus" / f"virus{o:07d}_exp{e:02d}.tar", files)
+            members.extend((prefix + n, b) for n, b in files)
+            left[id(ex)] -= 1
+            if not left[id(ex)]:
+                _write_tar(out / ex.date / "virus" / f"virus{ex.obs:07d}_exp{ex.exp:02d}.tar", members)
+                members = []
 
     # fplane, star catalogue, truth
     lines_ = ["# ifuslot fpx fpy specid specslot ifuid ifurot platesc"]

@@ -5,7 +5,7 @@ Fans out over (month, IFU slot, amplifier).  Traces and profile widths from the 
 flats (more than 10 bad column blocks flags the amp), wavelength solutions from the Hg+Cd arcs,
 and fiber-to-fiber from the twilights: each fiber's rectified twilight over the amp's biweight
 twilight, smoothed in wavelength.  The amp's mean twilight (per second) is kept for the
-amp-to-amp step.  Masters go to ``lib_cal/{month}/cal_{ifuslot}_{specid}_{amp}.fits``.
+amp-to-amp step and the rectified twilight (TWI_RECT) for runbook 14_b's flats.  Masters go to ``lib_cal/{month}/cal_{ifuslot}_{specid}_{amp}.fits``.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def twilight_cal_one(ctx, item) -> dict:
         fits.PrimaryHDU(header=head), fits.ImageHDU(trace.astype(np.float32), name="TRACE"),
         fits.ImageHDU(sigma.astype(np.float32), name="SIGMA"), fits.ImageHDU(wave.astype(np.float64), name="WAVELENGTH"),
         fits.ImageHDU(f2f, name="FIBER_TO_FIBER"), fits.ImageHDU(level, name="TWI_LEVEL"),
+        fits.ImageHDU(rect.astype(np.float32), name="TWI_RECT"),
     ])
     return {**item, "n_flat": len(flats), "n_arc": len(arcs), "n_twi": len(twis), "trace_rms": tr["rms"],
             "n_bad_trace_blocks": tr["n_bad_blocks"], "flagged": tr["n_bad_blocks"] > 10, "wave_rms": wsol["rms"],

@@ -155,3 +155,14 @@ def test_cli_kill_and_resume(tmp_path):
     st = subprocess.run([sys.executable, "-m", "astroflow.cli", "status", str(out), "--json"],
                         capture_output=True, text=True)
     assert st.returncode == 0 and json.loads(st.stdout)["complete"]
+
+
+def test_cli_rerun_keeps_the_run_configuration(tmp_path):
+    """A later command on a run with only some flags keeps the rest of the run's configuration."""
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "astroflow.cli", "run", "toy", "--out", str(out), "--no-progress"]
+    assert subprocess.run(base + ["--n", "12", "--workers", "1"], capture_output=True).returncode == 0
+    again = subprocess.run(base + ["--workers", "2", "--only", "square", "--force"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert squares(out) == [i for i in range(12) if i != 3]  # --n 12 kept, not the default
+    assert config.load(out).run.workers == 2

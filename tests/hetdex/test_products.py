@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from steps.hetdex.rawdata import tar_members
+from steps.hetdex.science.instrument import RECT_WAVE, SKY_LINES
 
 
 def test_detections_dataset_columns(demo):
@@ -30,6 +31,14 @@ def test_release_files(demo):
         assert h["Data/Images"].dtype["clean_image"].shape == (1032, 1032)
         assert h["Shot"].shape == (1,) and h["Shot"]["shotid"][0] == int(shot.replace("v", ""))
         assert "StarCatalog" in h["Astrometry"] and "throughput" in h["Calibration/Throughput"]
+        assert sorted(h["FullSkyModel"]) == ["exp01", "exp02", "exp03"]
+        for sky in h["FullSkyModel"].values():
+            wave, counts = sky[:, 0], sky[:, 1]
+            assert np.array_equal(wave, RECT_WAVE) and np.all(np.isfinite(counts))
+            # the sky lines sit where the simulator put them
+            for line in SKY_LINES:
+                win = np.abs(wave - line) < 12
+                assert abs(wave[win][np.argmax(counts[win])] - line) <= 2.0, line
     with h5py.File(rel / "survey_hdr5.h5", "r") as h:
         assert h["Survey"]["field"].dtype.kind == "S"
     with h5py.File(rel / "fiber_index_hdr5.h5", "r") as h:

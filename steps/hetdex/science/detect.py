@@ -12,6 +12,9 @@ import numpy as np
 from astropy.stats import biweight_scale
 from scipy import ndimage
 from scipy.optimize import least_squares
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from steps.hetdex.science.instrument import DWAVE, RECT_WAVE
 from steps.hetdex.science.psf import fiber_fraction, fit_point_source
@@ -64,6 +67,26 @@ def grid_search(fx, fy, flux, err, fwhm, x0, y0, half=26.0, step=1.0, sn_min=4.5
             continue
         cands.append({"x": float(x), "y": float(y), "wave": float(wv), "sn_search": float(sn[g, l])})
     return cands, ratio
+
+
+def friends_of_friends(x, y, link: float) -> list[np.ndarray]:
+    """Groups of points joined by chains of neighbours closer than ``link`` (index arrays)."""
+    n = len(x)
+    if n == 0:
+        return []
+    pairs = cKDTree(np.column_stack([x, y])).query_pairs(link, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    return [np.flatnonzero(label == k) for k in np.unique(label)]
+
+
+def distinct_centres(centres, brightness, min_sep: float) -> list[int]:
+    """Indices of centres kept brightest first, dropping any closer than ``min_sep`` to a kept one."""
+    kept: list[int] = []
+    for i in np.argsort(-np.asarray(brightness, float), kind="stable"):
+        if all(np.hypot(centres[i][0] - centres[k][0], centres[i][1] - centres[k][1]) >= min_sep for k in kept):
+            kept.append(int(i))
+    return sorted(kept)
 
 
 def gaussian_fit(wave, spec, err, w0, half=30.0):

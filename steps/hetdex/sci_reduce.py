@@ -2,9 +2,11 @@
 
 Fans out over (shot, exposure, IFU slot, amplifier), the base calls of runs${mth}.  Each frame:
 overscan, master bias, pixel flat (bad pixels and charge traps masked), background model;
-optimal extraction along the month's traces; wavelength and fiber-to-fiber x amp-to-amp from
-the twilight calibration; rectification onto the 1036-bin 2 A grid from 3470 A; local sky (the
-biweight of the amp's fibers) subtracted.  Writes the multi-extension file
+optimal extraction along the month's traces, with cosmic rays (pixels the fiber-profile model
+cannot explain by ``cosmic_nsigma``) masked and the fibers re-extracted without them
+(CLEAN_IMAGE has them replaced by the model, COSMICS is the mask); wavelength and
+fiber-to-fiber x amp-to-amp from the twilight calibration; rectification onto the 1036-bin 2 A
+grid from 3470 A; local sky (the biweight of the amp's fibers) subtracted.  Writes
 ``reduction/{DATEvOBS}/exp{NN}/multi_{specid}_{ifuslot}_{ifuid}_{amp}.fits`` (counts in electrons).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 from astropy.io import fits
+from scipy import ndimage
 
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
@@ -26,7 +29,7 @@ SCHEMA = pa.schema([
     ("datevobs", pa.string()), ("shotid", pa.int64()), ("expnum", pa.int32()), ("ifuslot", pa.string()),
     ("specid", pa.string()), ("ifuid", pa.string()), ("contid", pa.string()), ("amp", pa.string()),
     ("multiframe", pa.string()), ("exptime", pa.float64()), ("mjd", pa.float64()), ("level", pa.float64()),
-    ("sky_median", pa.float64()), ("n_masked", pa.int64()), ("path", pa.string()),
+    ("sky_median", pa.float64()), ("n_masked", pa.int64()), ("n_cosmics", pa.int32()), ("path", pa.string()),
 ])
 
 
@@ -71,7 +74,7 @@ def reduce_amp(ctx, item) -> dict:
     except ItemError:
         ctx.log.warning("no background model for %s", item)
     trace, sigma, wave = cal["trace"], cal["sigma"], cal["wavelength"]
-    ex = spectra.extract(img, var, trace, sigma)
+    ex = spectra.extract_clean(img, var, trace, sigma, nsig=ctx.settings.cosmic_nsigma)
     rect, rect_err = spectra.rectify(ex["spectrum"], ex["error"], wave)
     f2f = cal["fiber_to_fiber"] * cal["a2a"]
     flat_rect = rect / f2f
@@ -81,19 +84,20 @@ def reduce_amp(ctx, item) -> dict:
     sub = sub_rect / f2f
     sky = spectra.biweight_sky(flat_rect)
     err = rect_err / f2f
-    model = spectra.model_image(ex["spectrum"], trace, sigma, img.shape[0])
-    clean = np.where(np.isfinite(img), img, model)
+    clean = np.where(np.isfinite(img) & ~ex["cosmics"], img, ex["model"])
     mf = multiframe(row["specid"], row["ifuslot"], row["ifuid"], row["amp"])
     head = fits.Header()
     for k in ("date", "obs", "exp", "ifuslot", "specid", "ifuid", "contid", "amp", "exptime", "mjd", "gain"):
         head[k.upper()[:8]] = row[k]
     head["LEVEL"], head["A2A"] = level, cal["a2a"]
+    n_cosmics = int(ndimage.label(ex["cosmics"], structure=np.ones((3, 3)))[1])
+    head["NCOSMIC"] = (n_cosmics, "cosmic-ray hits masked in the extraction")
     rel = f"reduction/{item['datevobs']}/exp{item['expnum']:02d}/{mf}.fits"
     f32 = np.float32
     write_fits(ctx.product(rel), [
         fits.PrimaryHDU(header=head),
         fits.ImageHDU(img.astype(f32), name="IMAGE"), fits.ImageHDU(np.sqrt(var).astype(f32), name="ERROR"),
-        fits.ImageHDU(clean.astype(f32), name="CLEAN_IMAGE"),
+        fits.ImageHDU(clean.astype(f32), name="CLEAN_IMAGE"), fits.ImageHDU(ex["cosmics"].astype(np.uint8), name="COSMICS"),
         fits.ImageHDU(ex["spectrum"], name="SPECTRUM"), fits.ImageHDU(ex["error"], name="ERROR1DFIB"),
         fits.ImageHDU(ex["chi2"], name="CHI2"), fits.ImageHDU(wave.astype(f32), name="WAVELENGTH"),
         fits.ImageHDU(trace.astype(f32), name="TRACE"), fits.ImageHDU(f2f_native.astype(f32), name="FIBER_TO_FIBER"),
@@ -106,7 +110,8 @@ def reduce_amp(ctx, item) -> dict:
     return {"datevobs": item["datevobs"], "shotid": int(date) * 1000 + int(obs), "expnum": item["expnum"],
             "ifuslot": row["ifuslot"], "specid": row["specid"], "ifuid": row["ifuid"], "contid": row["contid"],
             "amp": row["amp"], "multiframe": mf, "exptime": row["exptime"], "mjd": row["mjd"], "level": level,
-            "sky_median": float(np.nanmedian(sky)), "n_masked": int(np.isnan(img).sum()), "path": rel}
+            "sky_median": float(np.nanmedian(sky)), "n_masked": int(np.isnan(img).sum()), "n_cosmics": n_cosmics,
+            "path": rel}
 
 
 sci_reduce = FanOut(

@@ -40,6 +40,7 @@ class HetdexSettings(Settings):
     detect_sn_min: float = Field(5.0, description="S/N threshold of the refined catalogue")
     continuum_counts: float = Field(8.0, description="continuum fibers: median sky-subtracted e-/2A bin, blue or red")
     continuum_merge_arcsec: float = Field(3.0, description="continuum fibers closer than this are one source (runbook: 5.5)")
+    cosmic_nsigma: float = Field(5.0, gt=0, description="runbook 7: a pixel this many sigma above the fiber-profile model is a cosmic ray")
     residual_chi2_max: float = Field(3.0, description="runbook 14_d: median extraction chi^2 above which a fiber-column is flagged")
     images_in_shot_files: bool = Field(True, description="write /Data/Images (1032x1032 per amp and exposure)")
 

@@ -8,7 +8,8 @@
 * ``fplane.txt`` (the fplane server's table) and ``star_catalog.csv`` (ugriz of field stars);
 * ``truth/``: ``amps.parquet`` (gain, read noise, bias level, traps, bad boxes, wavelength
   and trace polynomials per amp), ``lines.parquet`` (injected emission lines with their ideal
-  S/N), ``sources.parquet`` (stars and continuum galaxies) and ``shots.json`` (pointing errors,
+  S/N), ``sources.parquet`` (stars and continuum galaxies), ``cosmics.parquet`` (the cosmic-ray
+  hits of the science frames, 0-based pixel row and column) and ``shots.json`` (pointing errors,
   FWHM, throughput normalisation and slope, transparencies).
 
 Every frame is rendered from a seed derived from (seed, ifuslot, amp, exposure), so the output
@@ -42,6 +43,9 @@ from steps.hetdex.science.instrument import (
 from steps.hetdex.science.psf import fiber_fraction
 
 LYA, OII = 1215.67, 3727.42
+CR_RATE = 1.5  # cosmic-ray events per cm^2 per minute (muons and secondaries at 2 km altitude)
+PIXEL_CM = 15e-4  # VIRUS CCD pixel, cm
+READOUT_S = 20.0  # s of readout during which hits still land
 X = np.arange(NX_ACTIVE)
 
 
@@ -110,9 +114,34 @@ def pixel_response(t: dict) -> np.ndarray:
     return pr
 
 
+def cosmic_rays(rng: np.random.Generator, seconds: float) -> dict[str, np.ndarray]:
+    """Cosmic-ray hits on one amplifier during ``seconds`` (exposure plus readout).
+
+    Events arrive at ``CR_RATE`` per cm^2 per minute on the 15 um pixels; each is a straight track
+    of 1-5 pixels in a random direction with a log-normal deposit (median 800 e-) per pixel.
+    Returns pixel rows ``y``, columns ``x``, ``electrons`` and the ``event`` number of each hit.
+    """
+    area = NY * NX_ACTIVE * PIXEL_CM**2
+    ys, xs, es, ev = [], [], [], []
+    for k in range(rng.poisson(CR_RATE * area * seconds / 60.0)):
+        n = int(rng.integers(1, 6))
+        angle = rng.uniform(0, np.pi)
+        y0, x0 = rng.uniform(0, NY), rng.uniform(0, NX_ACTIVE)
+        step = np.arange(n)
+        y = np.clip(np.rint(y0 + step * np.sin(angle)), 0, NY - 1).astype(int)
+        x = np.clip(np.rint(x0 + step * np.cos(angle)), 0, NX_ACTIVE - 1).astype(int)
+        ys.append(y)
+        xs.append(x)
+        es.append(rng.lognormal(np.log(800.0), 0.6, n))
+        ev.append(np.full(n, k))
+    cat = (lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt))  # noqa: E731
+    return {"y": cat(ys, int), "x": cat(xs, int), "electrons": cat(es, float), "event": cat(ev, int)}
+
+
 def render(t: dict, contid: str, electrons: np.ndarray | None, rng: np.random.Generator,
-           extra_noise: float = 0.0) -> np.ndarray:
-    """Raw uint16 frame (1032 x 1064) from fiber spectra in electrons per pixel (nfib, nx)."""
+           extra_noise: float = 0.0, cosmics: dict | None = None) -> np.ndarray:
+    """Raw uint16 frame (1032 x 1064) from fiber spectra in electrons per pixel (nfib, nx), plus
+    cosmic-ray hits (after the Poisson draw: their deposits are their own)."""
     e = np.zeros((NY, NX_ACTIVE), np.float64)
     if electrons is not None:
         trace, sig = trace_of(t), t["sigma"]
@@ -124,6 +153,8 @@ def render(t: dict, contid: str, electrons: np.ndarray | None, rng: np.random.Ge
             np.add.at(e, (rows[ok], np.broadcast_to(X, rows.shape)[ok]), (prof * electrons)[ok])
         e += t["scatter"] * electrons.mean() * _scatter_shape()
         e = rng.poisson(np.maximum(e * pixel_response(t), 0)).astype(np.float64)
+    if cosmics is not None:
+        np.add.at(e, (cosmics["y"], cosmics["x"]), cosmics["electrons"])
     adu = e / t["gain"] + bias_structure(t, contid) + trap_image(t)
     raw = np.empty((NY, NX_RAW), np.float64)
     raw[:, :NX_ACTIVE] = adu
@@ -302,6 +333,11 @@ class Exposure:
     extra_noise: float = 0.0
 
 
+def frame_cosmics(seed: int, ex: "Exposure", ifuslot: str, amp: str) -> dict[str, np.ndarray]:
+    """The cosmic rays of one amp in one exposure (its own random stream: the truth can redo it)."""
+    return cosmic_rays(_rng(seed, 13, ex.obs, ex.exp, ifuslot, amp, ex.date), ex.exptime + READOUT_S)
+
+
 def _render_ifu_exposure(args) -> list[tuple[str, bytes]]:
     seed, ex, ifu, truths, everything = args
     out = []
@@ -321,7 +357,7 @@ def _render_ifu_exposure(args) -> list[tuple[str, bytes]]:
             electrons = 60000.0 * src.arc_spectrum(wave) * tp * dl
         else:
             electrons = science_electrons(t, ex.shot, ex.exp - 1, everything)
-        raw = render(t, ifu["contid"], electrons, r, ex.extra_noise)
+        raw = render(t, ifu["contid"], electrons, r, ex.extra_noise, frame_cosmics(seed, ex, ifu["ifuslot"], amp))
         meta = {
             "DATE-OBS": f"{ex.date[:4]}-{ex.date[4:6]}-{ex.date[6:]}", "UT": ex.stamp.split("T")[1][:8],
             "OBSID": ex.obs, "EXPN": ex.exp, "EXPTIME": ex.exptime, "DARKTIME": ex.exptime + 1.5, "MJD": ex.mjd,
@@ -467,6 +503,15 @@ def simulate_month(out: Path, n_ifus: int = 1, n_shots: int = 1, seed: int = 0, 
     srcs += [{"shotid": s["shotid"], "kind": "galaxy", "ifuslot": s["ifuslot"], "ra": s["ra"], "dec": s["dec"],
               "gmag": s["gmag"], "temp": np.nan} for s in all_objs]
     pq.write_table(pa.Table.from_pylist(srcs), tdir / "sources.parquet")
+    hits = []
+    for ex in exposures:
+        if ex.kind == "sci":
+            for slot, amp in truths:
+                c = frame_cosmics(seed, ex, slot, amp)
+                hits += [{"datevobs": f"{ex.date}v{ex.obs:03d}", "expnum": ex.exp, "ifuslot": slot, "amp": amp,
+                          "event": int(k), "y": int(y), "x": int(x), "electrons": float(e)}
+                         for k, y, x, e in zip(c["event"], c["y"], c["x"], c["electrons"])]
+    pq.write_table(pa.Table.from_pylist(hits), tdir / "cosmics.parquet")
     shot_truth = [{"datevobs": s.datevobs, "shotid": s.shotid, "ra": s.ra, "dec": s.dec, "pa": s.pa, "dra": s.dra,
                    "ddec": s.ddec, "fwhm": s.fwhm, "tp_norm": s.tp_norm, "tp_slope": s.tp_slope,
                    "response_4540": float(true_throughput(s, 4540.0)), "transparency": s.transparency} for s in shots]

@@ -140,3 +140,29 @@ def test_pixel_residual_and_chi2_maps(demo):
         with fits.open(demo["run"] / r["path"]) as h:
             assert h["FLAT"].shape == h["RESIDUAL"].shape == (112, 1036) and h["CHI2"].shape == (112, 1032)
             assert h[0].header["NEXP"] == 3
+
+
+def test_cosmic_rays_masked(demo):
+    """Every injected cosmic-ray event is masked in the extraction, and little else is."""
+    hits = pq.read_table(demo["data"] / "truth/cosmics.parquet").to_pylist()
+    rows = read_dataset(demo["run"] / "sci_reduce").to_pylist()
+    n_events = n_found = n_masked = n_near = 0
+    for r in rows:
+        with fits.open(demo["run"] / r["path"]) as h:
+            mask = h["COSMICS"].data.astype(bool)
+            assert h[0].header["NCOSMIC"] == r["n_cosmics"]
+        mine = [x for x in hits if (x["datevobs"], x["expnum"], x["ifuslot"], x["amp"])
+                == (r["datevobs"], r["expnum"], r["ifuslot"], r["amp"])]
+        truth = np.zeros_like(mask)
+        events: dict[int, list] = {}
+        for x in mine:
+            truth[x["y"], x["x"]] = True
+            events.setdefault(x["event"], []).append(x)
+        n_events += len(events)
+        n_found += sum(any(mask[p["y"], p["x"]] for p in px) for px in events.values())
+        near = truth | np.roll(truth, 1, 0) | np.roll(truth, -1, 0) | np.roll(truth, 1, 1) | np.roll(truth, -1, 1)
+        n_masked += mask.sum()
+        n_near += (mask & (near | np.roll(near, 1, 0) | np.roll(near, -1, 0))).sum()
+    assert n_events >= 100
+    assert n_found == n_events
+    assert n_near / n_masked >= 0.95  # masked pixels are hits or their neighbours

@@ -56,7 +56,7 @@ def background_one(ctx, item) -> dict:
     models, fracs = {}, []
     for kind, imgs in sets.items():
         if imgs:
-            comb = ccd.combine(np.stack(imgs)) if len(imgs) > 2 else np.nanmedian(np.stack(imgs), axis=0)
+            comb = ccd.combine(np.stack(imgs))
             models[kind] = ccd.gap_background(comb)
             fracs.append(float(np.nanmedian(models[kind]) / max(np.nanmedian(comb), 1e-6)))
     if not models:

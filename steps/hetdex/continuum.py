@@ -1,11 +1,13 @@
 """Runbook step 15 (rgetmax, matchradec2, rmkcs, rext1): continuum sources.
 
 Fans out over (shot, IFU).  Fibers whose median sky-subtracted counts in the blue (3600-3900 A)
-or the red (5100-5400 A) exceed ``continuum_counts`` (per 2 A bin) are linked friends-of-friends
-when closer than ``continuum_merge_arcsec`` (matchradec2's 5.5" in the runbook, smaller here), so a
-bright star's wings stay one source; each group is re-centred on its band fluxes (PSF fit from its
-brightest fiber), centres closer than the merge radius are kept once (the brighter), and each
-source is extracted like a line detection.  detectid = line_id_base + 90,000,000 + ...
+or the red (5100-5400 A) exceed ``continuum_counts`` (per 2 A bin) are bright; a bright fiber that
+is the brightest (4200-5200 A) within ``continuum_merge_arcsec`` (matchradec2's 5.5" in the
+runbook, smaller here) starts a source, so a bright star's wings stay one source while two
+neighbours stay two; the other bright fibers join their nearest source.  Each source is
+re-centred on its band fluxes (PSF fit from its peak fiber), centres closer than the merge radius
+are kept once (the brighter), and each is extracted like a line detection and kept when its
+4200-5200 A continuum has S/N >= ``continuum_sn_min``.  detectid = line_id_base + 90,000,000 + ...
 """
 
 from __future__ import annotations
@@ -42,22 +44,27 @@ def continuum_one(ctx, item) -> list[dict]:
     counts = d["calfib_counts"]
     bright = (np.median(counts[:, BLUE], axis=1) > ctx.settings.continuum_counts) | \
              (np.median(counts[:, RED], axis=1) > ctx.settings.continuum_counts)
-    groups = detect.friends_of_friends(fx[bright], fy[bright], ctx.settings.continuum_merge_arcsec)
-    groups = [np.flatnonzero(bright)[g] for g in groups]
     band = np.nansum(d["calfib"][:, MID], axis=1)
     band_err = np.sqrt(np.nansum(d["calfibe"][:, MID] ** 2, axis=1))
+    idx = np.flatnonzero(bright)
+    radius = ctx.settings.continuum_merge_arcsec
+    peaks = idx[detect.local_peaks(fx[idx], fy[idx], band[idx], radius)]
+    owner = np.argmin(np.hypot(fx[idx, None] - fx[peaks], fy[idx, None] - fy[peaks]), axis=1) if len(peaks) else []
+    groups = [idx[owner == k] for k in range(len(peaks))]
     date, obs = item["datevobs"].split("v")
     base = ctx.settings.line_id_base + 90_000_000 + 100000 * item["shot_index"] + 1000 * item["ifu_index"]
     centres = []
-    for g in groups:
-        peak = g[int(np.argmax(band[g]))]
+    for peak in peaks:
         fit = fit_point_source(fx, fy, band, band_err, fx[peak], fy[peak], fwhm)
         centres.append((fit["x"], fit["y"]) if fit else (fx[peak], fy[peak]))
-    keep = detect.distinct_centres(centres, [band[g].sum() for g in groups], ctx.settings.continuum_merge_arcsec)
+    keep = detect.distinct_centres(centres, band[peaks], radius)
     out = []
-    for n, k in enumerate(keep, start=1):
+    for k in keep:
         g, (x, y) = groups[k], centres[k]
         spec, err, near, w = detect.extract_at(x, y, fx, fy, d["calfib"], d["calfibe"], fwhm)
+        cont, cont_err = float(np.nanmedian(spec[MID])), float(np.nanmedian(err[MID]) / np.sqrt(MID.sum()))
+        if not cont > ctx.settings.continuum_sn_min * cont_err:
+            continue  # bright fibers from noise or a cosmetic defect, not a source
         spec_ff = detect.extract_at(x, y, fx, fy, d["calfib_ffsky"], d["calfibe"], fwhm)[0]
         ra, dec = focal_to_sky(x, y, ast["ra"], ast["dec"], ast["pa"])
         fib = np.flatnonzero(near)
@@ -65,9 +72,9 @@ def continuum_one(ctx, item) -> list[dict]:
         fibers = [{"multiframe": str(d["multiframe"][i]), "fibnum": int(d["fibnum"][i]), "expnum": int(d["expnum"][i]),
                    "ra": float(d["ra"][i]), "dec": float(d["dec"][i]), "x_ifu": float(d["ifux"][i]), "y_ifu": float(d["ifuy"][i]),
                    "distance": float(np.hypot(fx[i] - x, fy[i] - y)), "weight": float(wi)} for i, wi in zip(fib, w)]
-        out.append({"detectid": base + n, "shotid": int(date) * 1000 + int(obs), "datevobs": item["datevobs"],
+        out.append({"detectid": base + len(out) + 1, "shotid": int(date) * 1000 + int(obs), "datevobs": item["datevobs"],
                     "ifuslot": item["ifuslot"], "ra": float(ra), "dec": float(dec),
-                    "continuum": float(np.nanmedian(spec[MID])), "continuum_err": float(np.nanmedian(err[MID]) / np.sqrt(MID.sum())),
+                    "continuum": cont, "continuum_err": cont_err,
                     "n_fibers_bright": len(g), "multiframe": str(d["multiframe"][best]), "fibnum": int(d["fibnum"][best]),
                     "expnum": int(d["expnum"][best]), "amp": str(d["amp"][best]), "x_focal": x, "y_focal": y,
                     "spec1d": np.nan_to_num(spec).astype(np.float32), "spec1d_err": np.nan_to_num(err, posinf=0).astype(np.float32),

@@ -84,7 +84,7 @@ def refine_one(ctx, item) -> list[dict]:
     i4600 = int(np.argmin(np.abs(RECT_WAVE - 4600)))
     kept = []
     for c in sorted(cands, key=lambda c: -c["sn_search"]):
-        r = detect.refine(c, fx, fy, d["calfib"], d["calfibe"], fwhm, c["noise_ratio"])
+        r = detect.refine(c, fx, fy, d["calfib"], d["calfibe"], fwhm, c["noise_ratio"], ctx.settings.detect_min_ew_obs)
         if r is None or r["sn"] < ctx.settings.detect_sn_min:
             continue
         if any(np.hypot(r["x"] - k["x"], r["y"] - k["y"]) < 2.5 and abs(r["wave"] - k["wave"]) < 5 for k in kept):

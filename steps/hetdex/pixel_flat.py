@@ -39,7 +39,7 @@ def pixel_flat_one(ctx, item) -> dict:
     if not rows:
         raise ItemError(f"no flats for cam{item['specid']} {item['amp']}")
     imgs = [processed(ctx, r)[0] for r in rows]
-    flat = ccd.combine(np.stack(imgs)) if len(imgs) > 2 else np.nanmean(np.stack(imgs), axis=0)
+    flat = ccd.combine(np.stack(imgs))
     pf = ccd.pixel_flat(flat)  # NaN (trap-masked) pixels are left at 1: the trap mask covers them
     boxes = ccd.bad_pixel_boxes(pf)
     rel = library.rel("lib_pflat", None, pflat_name(item["specid"], item["amp"]))

@@ -35,7 +35,7 @@ def tar_members(path: Path) -> list[dict]:
                 if not hit or not m.isfile():
                     continue
                 obs, exp, stamp, slot, amp, kind = hit.groups()
-                head = fits.getheader(io.BytesIO(tar.extractfile(m).read(2880 * 4)))
+                head = fits.Header.fromfile(tar.extractfile(m))  # the primary header only, not the data
                 rows.append({
                     "tar": str(path), "member": m.name, "date": path.parent.parent.name, "obs": int(obs),
                     "exp": int(exp), "stamp": stamp, "ifuslot": slot, "amp": amp, "kind": kind,

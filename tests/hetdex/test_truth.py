@@ -46,7 +46,8 @@ def test_detection_completeness_purity_and_wavelengths(demo):
     s = scoring.detections(demo["data"], demo["run"])
     assert s["injected_strong"] >= 15
     assert s["completeness"] >= 0.90 and s["purity"] >= 0.95, s
-    assert s["dwave_abs_median"] < 0.5 and s["dwave_within_0p5_sn10"] >= 0.9, s
+    # within 0.5 A typically, and for the bright lines; otherwise within their quoted errors
+    assert s["dwave_abs_median"] < 0.5 and s["dwave_within_0p5_sn15"] >= 0.9 and s["dwave_within_3err"] >= 0.9, s
     assert 0.85 < s["flux_ratio_median"] < 1.15, s
 
 

@@ -5,6 +5,8 @@ Pure numpy over one amplifier's frames (rows = fibers, columns = wavelength).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from astropy.stats import biweight_location, biweight_scale
 from numpy.lib.stride_tricks import sliding_window_view
@@ -35,9 +37,14 @@ def frame_scale(frame: np.ndarray) -> float:
 
 
 def combine(frames: np.ndarray) -> np.ndarray:
-    """Per-pixel biweight combine ignoring the -666 sentinel (and NaN)."""
+    """Per-pixel biweight combine ignoring the -666 sentinel (and NaN); the mean of one or two
+    frames.  Pixels NaN in every frame (masked traps) stay NaN."""
     stack = np.where(frames == SENTINEL, np.nan, frames)
-    return biweight(np.moveaxis(stack, 0, -1), scale=False)[0].astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if len(stack) <= 2:
+            return np.nanmean(stack, axis=0).astype(np.float32)
+        return biweight(np.moveaxis(stack, 0, -1), scale=False)[0].astype(np.float32)
 
 
 def box_1x7(image: np.ndarray) -> np.ndarray:
@@ -122,22 +129,22 @@ def frame_level(image: np.ndarray) -> float:
     return float(biweight_location(image[CENTRAL], ignore_nan=True) / 25.0)
 
 
-def gap_background(image: np.ndarray, trace: np.ndarray | None = None, deg: int = 2) -> np.ndarray:
+def gap_background(image: np.ndarray, deg: int = 2, step: int = 8, half: int = 4) -> np.ndarray:
     """Smooth model of the light between fibers (runbook 5, imgetgap).
 
-    Gap rows are the minima of the column-collapsed profile (or half-way between traces when
-    given); a polynomial of degree ``deg`` in x and y is fitted to the gap pixels.
+    Every ``step`` columns, the gap rows are the lowest rows within +-3 of the profile collapsed
+    over ``2*half+1`` columns there (so they follow the traces' curvature along the dispersion);
+    a polynomial of degree ``deg`` in x and y is fitted to the gap pixels.
     """
     ny, nx = image.shape
-    xs = np.arange(0, nx, 8)
-    if trace is not None:
-        mid = 0.5 * (trace[1:] + trace[:-1])  # (nfib-1, nx)
-        gy = np.rint(mid[:, xs]).astype(int)
-        gx = np.broadcast_to(xs, gy.shape)
-    else:
-        prof = np.nanmedian(image[:, nx // 2 - 50:nx // 2 + 50], axis=1)
-        mins = np.flatnonzero((prof[1:-1] < prof[:-2]) & (prof[1:-1] <= prof[2:])) + 1
-        gy, gx = np.meshgrid(mins, xs, indexing="ij")
+    gy, gx = [], []
+    for x in range(half, nx - half, step):
+        prof = np.nanmedian(image[:, x - half:x + half + 1], axis=1)
+        lowest = ndimage.minimum_filter1d(np.nan_to_num(prof, nan=np.inf), 7, mode="nearest")
+        mins = np.flatnonzero(np.isfinite(prof) & (prof == lowest))[1:-1]  # one per fiber gap (spacing ~9 rows)
+        gy.append(mins)
+        gx.append(np.full(mins.size, x))
+    gy, gx = np.concatenate(gy), np.concatenate(gx)
     vals = image[gy.clip(0, ny - 1), gx]
     ok = np.isfinite(vals)
     u, v = gx[ok] / nx - 0.5, gy[ok] / ny - 0.5

@@ -3,7 +3,8 @@
 Search: PSF-weighted spectra on a grid over the IFU (all exposures together), continuum removed
 by a running median, a Gaussian matched filter in wavelength; S/N normalised by its robust scale
 over the whole grid (the noise_ratio).  Refinement: the line's fiber fluxes re-centre the source
-(smallest chi^2), the spectrum is re-extracted there and a Gaussian plus continuum is fitted.
+(smallest chi^2), the spectrum is re-extracted there and a Gaussian plus continuum is fitted;
+the detection S/N is the matched filter of the fitted profile (the search's statistic).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import numpy as np
 from astropy.stats import biweight_scale
 from scipy import ndimage
 from scipy.optimize import least_squares
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from steps.hetdex.science.instrument import DWAVE, RECT_WAVE
@@ -22,15 +21,38 @@ from steps.hetdex.science.psf import fiber_fraction, fit_point_source
 KERNEL_SIGMA_BINS = 1.4
 
 
+def fiber_ivar(err: np.ndarray) -> np.ndarray:
+    """Each fiber's inverse variance, one value for all wavelengths (median over its good bins).
+
+    Weights constant in wavelength keep an extraction a fixed combination of fibers: with
+    per-bin weights, a sky line or a masked pixel shifts the weight between a bright star's core
+    and wing fibers, and the star's light makes a false emission line next to it.
+    """
+    good = np.isfinite(err) & (err > 0)
+    iv = np.where(good, 1.0 / np.where(good, err, 1.0) ** 2, np.nan)
+    with np.errstate(all="ignore"):
+        return np.nan_to_num(np.nanmedian(np.where(good.any(axis=1)[:, None], iv, 0.0), axis=1))
+
+
+def _combine(a, w, flux, err):
+    """Spectra (rows of ``a``, fiber weights) of a point source with PSF fractions ``w``: the
+    weighted fiber sum over sum(a w) and its error, from the bins with data."""
+    good = np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    den = (a * w) @ good
+    num = a @ np.where(good, flux, 0.0)
+    var = (a * a) @ np.where(good, err**2, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spec = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        spec_err = np.where(den > 0, np.sqrt(var) / np.where(den > 0, den, 1.0), np.inf)
+    return spec, spec_err
+
+
 def extract_at(x, y, fx, fy, flux, err, fwhm, rmax=4.0):
     """PSF-weighted total-flux spectrum and error at (x, y) from fibers (n, 1036)."""
     near = np.hypot(fx - x, fy - y) < rmax
-    w = fiber_fraction(fx[near] - x, fy[near] - y, fwhm)[:, None]
-    e = err[near]
-    iv = np.where(e > 0, 1.0 / np.where(e > 0, e, 1) ** 2, 0.0)
-    den = np.sum(w * w * iv, axis=0)
-    spec = np.sum(w * flux[near] * iv, axis=0) / np.where(den > 0, den, np.inf)
-    return spec, np.where(den > 0, 1 / np.sqrt(np.where(den > 0, den, 1)), np.inf), near, w[:, 0]
+    w = fiber_fraction(fx[near] - x, fy[near] - y, fwhm)
+    spec, spec_err = _combine(w * fiber_ivar(err[near]), w, flux[near], err[near])
+    return spec, spec_err, near, w
 
 
 def grid_search(fx, fy, flux, err, fwhm, x0, y0, half=26.0, step=1.0, sn_min=4.5, cont_window=51):
@@ -39,12 +61,10 @@ def grid_search(fx, fy, flux, err, fwhm, x0, y0, half=26.0, step=1.0, sn_min=4.5
     gx, gy = gx.ravel(), gy.ravel()
     d2 = (gx[:, None] - fx[None, :]) ** 2 + (gy[:, None] - fy[None, :]) ** 2
     w = np.where(d2 < 16.0, fiber_fraction(np.sqrt(d2), 0.0, fwhm), 0.0)
-    iv = np.where(err > 0, 1.0 / np.where(err > 0, err, 1) ** 2, 0.0)
-    den = (w * w) @ iv
-    num = w @ (flux * iv)
+    spec, spec_err = _combine(w * fiber_ivar(err)[None, :], w, flux, err)
+    den = np.where(np.isfinite(spec_err), 1.0 / spec_err**2, 0.0)  # inverse variance per grid point and bin
     keep = den.sum(axis=1) > 0
-    gx, gy, den, num = gx[keep], gy[keep], den[keep], num[keep]
-    spec = num / np.where(den > 0, den, np.inf)
+    gx, gy, den, spec = gx[keep], gy[keep], den[keep], np.nan_to_num(spec[keep])
     cont = ndimage.median_filter(spec, size=(1, cont_window), mode="nearest")
     line = spec - cont
     bright = cont * np.sqrt(den) > 10.0  # continuum sources are the continuum step's business
@@ -69,15 +89,15 @@ def grid_search(fx, fy, flux, err, fwhm, x0, y0, half=26.0, step=1.0, sn_min=4.5
     return cands, ratio
 
 
-def friends_of_friends(x, y, link: float) -> list[np.ndarray]:
-    """Groups of points joined by chains of neighbours closer than ``link`` (index arrays)."""
-    n = len(x)
-    if n == 0:
-        return []
-    pairs = cKDTree(np.column_stack([x, y])).query_pairs(link, output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    return [np.flatnonzero(label == k) for k in np.unique(label)]
+def local_peaks(x, y, value, radius: float) -> np.ndarray:
+    """Indices of the points brightest within ``radius`` of themselves (one per source, so two
+    sources further apart than ``radius`` stay two even when their bright fibers touch)."""
+    if len(x) == 0:
+        return np.zeros(0, int)
+    tree = cKDTree(np.column_stack([x, y]))
+    v = np.asarray(value, float)
+    return np.array([i for i, nb in enumerate(tree.query_ball_point(np.column_stack([x, y]), radius))
+                     if v[i] >= v[nb].max()], int)
 
 
 def distinct_centres(centres, brightness, min_sep: float) -> list[int]:
@@ -109,12 +129,21 @@ def gaussian_fit(wave, spec, err, w0, half=30.0):
         return None
     chi2 = float(np.sum(res.fun**2) / max(sel.sum() - 4, 1))
     amp, mu, sig, c = res.x
+    # detection significance: the matched filter of the fitted profile on the continuum-subtracted
+    # spectrum (flux_err, from the full covariance, is larger: flux and width are correlated)
+    prof = model([1.0, mu, sig, 0.0])
+    sn = float(np.sum(prof * (y - c) / e**2) / np.sqrt(np.sum(prof**2 / e**2)))
     return {"flux": amp, "flux_err": perr[0], "wave": mu, "wave_err": perr[1], "linewidth": sig, "linewidth_err": perr[2],
-            "continuum": c, "continuum_err": perr[3], "chi2": chi2, "sn": amp / perr[0] if perr[0] > 0 else 0.0}
+            "continuum": c, "continuum_err": perr[3], "chi2": chi2, "sn": sn}
 
 
-def refine(cand, fx, fy, flux, err, fwhm, noise_ratio=1.0):
-    """Re-centre on the line's fiber fluxes and fit the line; dict or None."""
+def refine(cand, fx, fy, flux, err, fwhm, noise_ratio=1.0, min_ew_obs=1.0):
+    """Re-centre on the line's fiber fluxes and fit the line; dict or None.
+
+    A line on a significant continuum is kept (the [OII] emitters with low equivalent widths
+    are what ELiXer needs to see) unless its observed equivalent width is under ``min_ew_obs``
+    A: a wiggle on a bright continuum, not an emission line.
+    """
     sel = np.abs(RECT_WAVE - cand["wave"]) < 2.5 * 2.8
     cont = np.nanmedian(flux[:, np.abs(RECT_WAVE - cand["wave"]) < 50], axis=1)
     lf = np.nansum(flux[:, sel] - cont[:, None], axis=1)
@@ -126,7 +155,8 @@ def refine(cand, fx, fy, flux, err, fwhm, noise_ratio=1.0):
     if g is None:
         return None
     near_line = np.abs(RECT_WAVE - g["wave"]) < 50
-    if g["continuum"] > 3.0 * np.nanmedian(spec_err[near_line] * noise_ratio):
-        return None  # a line on a bright continuum (stars): left to the continuum catalogue
+    significant = g["continuum"] > 3.0 * np.nanmedian(spec_err[near_line] * noise_ratio)
+    if significant and DWAVE * g["flux"] < min_ew_obs * g["continuum"]:
+        return None  # EW_obs = line flux / (continuum per A) = DWAVE * flux / continuum per bin
     return {**g, "x": x, "y": y, "spec": spec, "spec_err": spec_err * noise_ratio, "fibers": np.flatnonzero(near), "weights": w,
             "chi2fib": fit["chi2"] if fit else np.nan}

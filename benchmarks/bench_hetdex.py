@@ -6,11 +6,15 @@ step, the elapsed wall time of the step and the summed shard time (CPU-bound wor
 
     .venv/bin/python benchmarks/bench_hetdex.py                 # full size, all cores
     .venv/bin/python benchmarks/bench_hetdex.py --n-ifus 2 --workers 2
+    .venv/bin/python benchmarks/bench_hetdex.py --dir W --reuse-input   # reduce W/input again
+
+It ends with the acceptance figures of the reduction against the simulator's truth.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 from astroflow import config, rundir, runner
+from steps.hetdex import scoring
 from steps.hetdex.pipeline import HETDEX
 
 
@@ -28,33 +33,40 @@ def main() -> None:
     ap.add_argument("--n-zero", type=int, default=3, help="zero frames (full calibration months have dozens)")
     ap.add_argument("--images", action="store_true", help="write /Data/Images into the shot file (large)")
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one, removed)")
+    ap.add_argument("--reuse-input", action="store_true", help="reduce DIR/input again if it was simulated before")
     args = ap.parse_args()
     from steps.hetdex.simulate import simulate_month
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="bench-hetdex-"))
     try:
         t0 = time.perf_counter()
-        settings = simulate_month(work / "input", n_ifus=args.n_ifus, n_zero=args.n_zero, n_flat=1, n_twi=1, n_arc=1,
-                                  workers=args.workers)
+        if args.reuse_input and (work / "input/settings.json").exists():
+            settings = json.loads((work / "input/settings.json").read_text())
+        else:
+            settings = simulate_month(work / "input", n_ifus=args.n_ifus, n_zero=args.n_zero, n_flat=1, n_twi=1, n_arc=1,
+                                      workers=args.workers)
         t_sim = time.perf_counter() - t0
         settings["images_in_shot_files"] = args.images
         cfg = config.resolve(HETDEX, settings=settings, runner={"workers": args.workers})
-        started = {}
+        shutil.rmtree(work / "run", ignore_errors=True)
         t0 = time.perf_counter()
         res = runner.run(HETDEX, cfg, work / "run", progress=False)
         total = time.perf_counter() - t0
         assert res.ok, {n: s.message for n, s in res.steps.items() if s.state != "done"}
         print(f"simulate: {t_sim:.1f} s for {args.n_ifus} IFUs ({4 * args.n_ifus} amps)")
-        print(f"{'step':16s} {'units':>6s} {'elapsed s':>10s} {'shard-sum s':>12s}")
+        print(f"{'step':16s} {'units':>6s} {'elapsed s':>10s} {'shard-sum s':>12s} {'peak MB':>8s}")
         for name in HETDEX.order():
             ms = rundir.manifests(work / "run" / name)
             if not ms:
                 continue
             first = min(m["started"] for m in ms)
             last = max(m["started"] + m["wall_s"] for m in ms)
-            started[name] = first
-            print(f"{name:16s} {len(ms):6d} {last - first:10.1f} {sum(m['wall_s'] for m in ms):12.1f}")
+            peak = max(m.get("peak_rss_mb", 0.0) for m in ms)
+            print(f"{name:16s} {len(ms):6d} {last - first:10.1f} {sum(m['wall_s'] for m in ms):12.1f} {peak:8.0f}")
         print(f"total reduction wall time: {total:.1f} s with {args.workers} workers")
+        for shot in (work / "run/release/shots").glob("*.h5"):
+            print(f"shot file {shot.name}: {shot.stat().st_size / 2**30:.2f} GiB")
+        print("against the truth: " + scoring.summary(scoring.all_figures(work / "input", work / "run")))
     finally:
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -159,3 +159,18 @@ def residual_maps(run: Path) -> list[dict]:
 def all_figures(data: Path, run: Path) -> dict:
     return {"master_bias": master_bias(data, run), "wavelength": wavelength(data, run), "shots": shots(data, run),
             "detections": detections(data, run), "continuum": continuum(data, run), "cosmics": cosmics(data, run)}
+
+
+def summary(f: dict) -> str:
+    """One line of the figures of :func:`all_figures`."""
+    b, w, d, c, cr = f["master_bias"], f["wavelength"], f["detections"], f["continuum"], f["cosmics"]
+    tp = max(abs(s["throughput_ratio"] - 1) for s in f["shots"])
+    return (f"bias {100 * b['level_err_max']:.2f}% rn {100 * b['read_noise_err_max']:.2f}% "
+            f"traps {b['traps_found']}/{b['traps_injected']} false {b['traps_false']} | wave rms max {w['rms_max']:.3f} A | "
+            f"lines S/N>=6 {d['injected_strong']}: completeness {100 * d['completeness']:.1f}% purity "
+            f"{100 * d['purity']:.1f}% |dw| med {d['dwave_abs_median']:.2f} A, <0.5 A at S/N>=15 "
+            f"{100 * d['dwave_within_0p5_sn15']:.0f}%, <3 err {100 * d['dwave_within_3err']:.0f}%, flux ratio "
+            f"{d['flux_ratio_median']:.3f} | throughput err max "
+            f"{100 * tp:.1f}% | continuum {c['found_once']}/{c['injected']} once, {c['fragments']} fragments, "
+            f"{c['spurious']} spurious of {c['sources']} | cosmics {cr['found']}/{cr['events']}, "
+            f"{cr['stray_pixels']} stray px of {cr['masked_pixels']}")

@@ -10,7 +10,8 @@
   and trace polynomials per amp), ``lines.parquet`` (injected emission lines with their ideal
   S/N), ``sources.parquet`` (stars and continuum galaxies), ``cosmics.parquet`` (the cosmic-ray
   hits of the science frames, 0-based pixel row and column) and ``shots.json`` (pointing errors,
-  FWHM, throughput normalisation and slope, transparencies).
+  FWHM, throughput normalisation and slope, transparencies);
+* ``settings.json``: the settings that reduce it (also returned).
 
 Every frame is rendered from a seed derived from (seed, ifuslot, amp, exposure), so the output
 does not depend on how many processes render it.  The ideal S/N of a line is
@@ -516,10 +517,12 @@ def simulate_month(out: Path, n_ifus: int = 1, n_shots: int = 1, seed: int = 0, 
                    "ddec": s.ddec, "fwhm": s.fwhm, "tp_norm": s.tp_norm, "tp_slope": s.tp_slope,
                    "response_4540": float(true_throughput(s, 4540.0)), "transparency": s.transparency} for s in shots]
     (tdir / "shots.json").write_text(json.dumps(shot_truth, indent=1) + "\n")
-    return {
+    settings = {
         "data_root": str(out),
         "months": [month],
         "shots": [s.datevobs for s in shots],
         "star_catalog": str(out / "star_catalog.csv"),
         "fplane": str(out / "fplane.txt"),
     }
+    (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
+    return settings

@@ -9,10 +9,12 @@ brought up to date.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -27,6 +29,8 @@ from astroflow.errors import StepFailed
 from astroflow.executor import Unit, execute, plan
 from astroflow.pipeline import Pipeline
 from astroflow.step import FanOut
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 log = logging.getLogger("astroflow")
 
@@ -94,10 +98,24 @@ def _worker(run_dir: str, unit: Unit, force: bool) -> dict:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _worker_init(pipeline: str) -> None:
-    """Runs once per worker process: logging, and the pipeline's modules imported up front."""
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel kill this worker when the runner dies (kill -9, out of memory), so
+    no orphan goes on writing into the run directory beside the next run."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the runner died before the request
+        os._exit(1)
+
+
+def _worker_init(pipeline: str, parent: int) -> None:
+    """Runs once per worker process: dies with the runner, logging, and the pipeline's modules
+    imported up front."""
     from astroflow.registry import get_pipeline
 
+    _die_with(parent)
     logging.getLogger("astroflow").setLevel(logging.INFO)
     get_pipeline(pipeline)
 
@@ -131,7 +149,7 @@ def run(
         for var in THREAD_VARIABLES:
             os.environ.setdefault(var, "1")
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(pipeline.name,))
+                                   initializer=_worker_init, initargs=(pipeline.name, os.getpid()))
         for _ in range(workers):  # start the workers while this process plans the first steps
             pool.submit(int)
     futures: dict[Future, tuple[str, Unit]] = {}

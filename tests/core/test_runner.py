@@ -166,3 +166,38 @@ def test_cli_rerun_keeps_the_run_configuration(tmp_path):
     assert again.returncode == 0, again.stderr
     assert squares(out) == [i for i in range(12) if i != 3]  # --n 12 kept, not the default
     assert config.load(out).run.workers == 2
+
+
+def test_workers_die_with_the_runner(tmp_path):
+    """kill -9 of the runner alone (not its process group): its pool workers go too, so none keeps
+    writing into the run directory beside the next run."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "astroflow.cli", "run", "toy", "--out", str(out), "--workers", "2",
+           "--n", "200", "--sleep", "0.05", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    mdir = out / "square" / rundir.MANIFESTS
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(mdir.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    workers = set(ds.dataset(out / "square", format="parquet").to_table().column("pid").to_pylist())
+    assert workers
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = {p for p in alive if _alive(p)}
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # clean up whatever is left before asserting
+    except ProcessLookupError:
+        pass
+    assert not alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

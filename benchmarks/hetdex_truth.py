@@ -21,7 +21,7 @@ from steps.hetdex.pipeline import HETDEX, HetdexSimulation, simulate
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 4])
     ap.add_argument("--n-ifus", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--run", type=Path, help="score this run directory instead of simulating")

@@ -22,18 +22,15 @@ def multiframe(specid: str, ifuslot: str, ifuid: str, amp: str) -> str:
 def frames(ctx, **where) -> list[dict]:
     """Inventory rows (one per amplifier frame) matching ``where`` (column == value, or in a
     list); specid and ifuid are the configured swaps' (``ifu_swaps``), not the headers'."""
-    def wanted(v):
-        return set(v) if isinstance(v, (list, tuple, set)) else {v}
-
+    wanted = {k: list(v) if isinstance(v, (list, tuple, set)) else [v] for k, v in where.items()}
     flt = None
-    for k, v in where.items():
-        if k not in ("specid", "ifuid"):
-            cond = pc.field(k).isin(list(wanted(v))) if isinstance(v, (list, tuple, set)) else pc.field(k) == v
-            flt = cond if flt is None else flt & cond
+    for k, v in wanted.items():
+        if k not in ("specid", "ifuid"):  # those are compared after the swaps
+            flt = pc.field(k).isin(v) if flt is None else flt & pc.field(k).isin(v)
     rows = ctx.rows("inventory", filter=flt)
     for r in rows:
         r["specid"], r["ifuid"] = ctx.settings.mapping(r["ifuslot"], r["date"], r["specid"], r["ifuid"])
-    rows = [r for r in rows if all(r[k] in wanted(where[k]) for k in ("specid", "ifuid") if k in where)]
+    rows = [r for r in rows if all(r[k] in wanted[k] for k in ("specid", "ifuid") if k in wanted)]
     return sorted(rows, key=lambda r: (r["date"], r["obs"], r["exp"]))
 
 

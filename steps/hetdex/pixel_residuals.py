@@ -19,8 +19,6 @@ of fiber-columns whose median chi^2 exceeds ``residual_chi2_max``).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pyarrow as pa
 from astropy.io import fits
@@ -30,6 +28,8 @@ from astroflow.step import FanOut, Resources
 from steps.hetdex import library
 from steps.hetdex.common import write_fits
 from steps.hetdex.sci_reduce import read_multi
+from steps.hetdex.science import ccd
+from steps.hetdex.science.instrument import NX_ACTIVE
 
 SCHEMA = pa.schema([
     ("month", pa.string()), ("ifuslot", pa.string()), ("specid", pa.string()), ("amp", pa.string()),
@@ -53,12 +53,7 @@ def twilight_flat(twi_rect: np.ndarray, f2f: np.ndarray, level: np.ndarray) -> n
 def combine_residuals(subs: list[np.ndarray], errs: list[np.ndarray]) -> np.ndarray:
     """Per-pixel biweight over exposures of sky-subtracted spectra in units of their errors."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.stack([np.where((e > 0) & np.isfinite(e), s / e, np.nan) for s, e in zip(subs, errs)])
-    if len(z) < 3:
-        return np.nanmean(z, axis=0).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return biweight_location(z, axis=0, ignore_nan=True).astype(np.float32)
+        return ccd.combine(np.stack([np.where((e > 0) & np.isfinite(e), s / e, np.nan) for s, e in zip(subs, errs)]))
 
 
 def residuals_one(ctx, item) -> dict:
@@ -67,7 +62,7 @@ def residuals_one(ctx, item) -> dict:
     exposures = [r for r in ctx.rows("sci_reduce", columns=["datevobs", "ifuslot", "amp", "path"])
                  if r["datevobs"][:6] == item["month"] and r["ifuslot"] == item["ifuslot"] and r["amp"] == item["amp"]]
     multis = [read_multi(ctx.run_dir, r["path"], ("RECT_SUB", "RECT_ERR", "CHI2")) for r in exposures]
-    shape_rect, shape_native = flat.shape, (flat.shape[0], 1032)
+    shape_rect, shape_native = flat.shape, (flat.shape[0], NX_ACTIVE)
     if multis:
         resid = combine_residuals([m["rect_sub"] for m in multis], [m["rect_err"] for m in multis])
         chi2 = np.nanmedian(np.stack([m["chi2"] for m in multis]), axis=0).astype(np.float32)

@@ -5,7 +5,8 @@ Fans out over shots.  /Shot (one row), /Data/Fibers (one row per fiber and expos
 exposure, multiframe, fiber), /Data/FiberIndex (same order), /Data/Images (one row per amp and
 exposure, optional), /Astrometry (StarCatalog, fplane, NominalVals, QA, groups),
 /Calibration/Throughput/throughput and /FullSkyModel/expNN (create_fullskymodel_hdf5: the
-exposure's full-field sky, columns wavelength and counts, from runbook step 20).  Written to a temporary name and renamed.
+exposure's full-field sky, columns wavelength and counts, from runbook step 20).  Written to a
+temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -137,10 +138,11 @@ def write_shot(ctx, item) -> dict:
         L.table(thr, "throughput", L.rows(L.THROUGHPUT, [
             {k: tp[k][i] for k in L.THROUGHPUT.names} for i in range(len(tp["wavelength"]))]))
         sky = h.create_group("FullSkyModel")
-        for r in ctx.rows("full_sky", columns=["datevobs", "expnum", "sky_path"]):
-            if r["datevobs"] == dv and f"exp{r['expnum']:02d}" not in sky:
-                counts = fits.getdata(ctx.run_dir / r["sky_path"])
-                sky.create_dataset(f"exp{r['expnum']:02d}", data=np.column_stack([RECT_WAVE, counts]).astype("<f8"))
+        paths = {r["expnum"]: r["sky_path"] for r in ctx.rows("full_sky", columns=["datevobs", "expnum", "sky_path"])
+                 if r["datevobs"] == dv}  # one sky per exposure, on every amp's row
+        for expnum, rel_sky in sorted(paths.items()):
+            counts = fits.getdata(ctx.run_dir / rel_sky)
+            sky.create_dataset(f"exp{expnum:02d}", data=np.column_stack([RECT_WAVE, counts]).astype("<f8"))
     return {"datevobs": dv, "shotid": shotid, "n_fibers": pos, "n_ifu": len(cal), "path": rel}
 
 

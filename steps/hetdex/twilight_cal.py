@@ -5,7 +5,8 @@ Fans out over (month, IFU slot, amplifier).  Traces and profile widths from the 
 flats (more than 10 bad column blocks flags the amp), wavelength solutions from the Hg+Cd arcs,
 and fiber-to-fiber from the twilights: each fiber's rectified twilight over the amp's biweight
 twilight, smoothed in wavelength.  The amp's mean twilight (per second) is kept for the
-amp-to-amp step and the rectified twilight (TWI_RECT) for runbook 14_b's flats.  Masters go to ``lib_cal/{month}/cal_{ifuslot}_{specid}_{amp}.fits``.
+amp-to-amp step and the rectified twilight (TWI_RECT) for runbook 14_b's flats.  Masters go to
+``lib_cal/{month}/cal_{ifuslot}_{specid}_{amp}.fits``.
 """
 
 from __future__ import annotations

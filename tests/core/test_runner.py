@@ -133,16 +133,22 @@ def test_config_errors_are_clear(tmp_path):
         config.read_config_file(bad)
 
 
+def start_until_committed(cmd, out, n):
+    """Start ``cmd`` in its own process group; return once ``n`` square shards are committed."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    mdir = out / "square" / rundir.MANIFESTS
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(mdir.glob("*.json"))) < n:
+        time.sleep(0.05)
+    return proc, mdir
+
+
 def test_cli_kill_and_resume(tmp_path):
     """kill -9 in the middle of the fan-out, then the same command: every item exactly once."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "astroflow.cli", "run", "toy", "--out", str(out), "--workers", "2",
            "--n", "40", "--sleep", "0.1", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    mdir = out / "square" / rundir.MANIFESTS
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(mdir.glob("*.json"))) < 3:
-        time.sleep(0.05)
+    proc, mdir = start_until_committed(cmd, out, 3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     committed = {p.name: json.loads(p.read_text())["started"] for p in mdir.glob("*.json")}
@@ -174,11 +180,7 @@ def test_workers_die_with_the_runner(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "astroflow.cli", "run", "toy", "--out", str(out), "--workers", "2",
            "--n", "200", "--sleep", "0.05", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    mdir = out / "square" / rundir.MANIFESTS
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(mdir.glob("*.json"))) < 2:
-        time.sleep(0.05)
+    proc, _ = start_until_committed(cmd, out, 2)
     workers = set(ds.dataset(out / "square", format="parquet").to_table().column("pid").to_pylist())
     assert workers
     proc.kill()

@@ -9,6 +9,8 @@ the detection S/N is the matched filter of the fitted profile (the search's stat
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from astropy.stats import biweight_scale
 from scipy import ndimage
@@ -30,8 +32,9 @@ def fiber_ivar(err: np.ndarray) -> np.ndarray:
     """
     good = np.isfinite(err) & (err > 0)
     iv = np.where(good, 1.0 / np.where(good, err, 1.0) ** 2, np.nan)
-    with np.errstate(all="ignore"):
-        return np.nan_to_num(np.nanmedian(np.where(good.any(axis=1)[:, None], iv, 0.0), axis=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a fiber with no data gets weight 0
+        return np.nan_to_num(np.nanmedian(iv, axis=1))
 
 
 def _combine(a, w, flux, err):

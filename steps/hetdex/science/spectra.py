@@ -131,14 +131,15 @@ def extract_clean(image: np.ndarray, var: np.ndarray, trace: np.ndarray, sigma: 
     ny = image.shape[0]
     mask = np.zeros(image.shape, bool)
     ex = extract(image, var, trace, sigma)
+    model = model_image(ex["spectrum"], trace, sigma, ny)
     for _ in range(iterations):
-        model = model_image(ex["spectrum"], trace, sigma, ny)
         new = cosmic_mask(image, var, model, nsig) & ~mask
         if not new.any():
             break
         mask |= new
         ex = extract(image, var, trace, sigma, mask=mask)
-    return {**ex, "cosmics": mask, "model": model_image(ex["spectrum"], trace, sigma, ny)}
+        model = model_image(ex["spectrum"], trace, sigma, ny)
+    return {**ex, "cosmics": mask, "model": model}
 
 
 def nominal_wavelength(x):

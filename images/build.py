@@ -42,6 +42,7 @@ BUILD = IMAGES / ".build"
 SOURCES = ["shared", "steps", "native", "pyproject.toml", "setup.py"]
 
 OS_IMAGE = "astroflow-os:bookworm"
+POSTGRES_IMAGE = "astroflow-postgres:15"  # the calibration library's test database
 SITE_BASE_IMAGE = "python:3.11-slim"
 OS_PACKAGES = ["python3", "python3-venv", "ca-certificates", "passwd"]
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -175,6 +176,17 @@ def make_os_image(name: str = OS_IMAGE) -> None:
     if producer.wait() != 0 or imported.returncode != 0:
         sys.exit(f"build: making {name} failed: {imported.stderr.strip()}")
     log(f"{name}: made in {time.time() - started:.0f} s")
+
+
+def build_postgres_image(name: str = POSTGRES_IMAGE, os_image: str = OS_IMAGE) -> None:
+    """PostgreSQL 15 for the calibration library's tests (images/postgres/Dockerfile): FROM the
+    OS image (made first when missing) plus Debian's postgresql-15, with a cluster made at build
+    time.  A test image only; a site runs its own PostgreSQL."""
+    if not image_exists(os_image):
+        make_os_image(os_image)
+    started = time.time()
+    docker_build(IMAGES / "postgres" / "Dockerfile", IMAGES / "postgres", [name], {"BASE_IMAGE": os_image})
+    log(f"{name}: built in {time.time() - started:.0f} s")
 
 
 def docker_build(dockerfile: Path, context: Path, tags: list[str], build_args: dict[str, str]) -> None:

@@ -1,7 +1,9 @@
 """Atomic file writes: write to a hidden temporary name in the same folder, then rename.
 
-A killed process never leaves a half-written file under a name a reader would take for data.
-Hidden names (leading dot) are also ignored by pyarrow's dataset discovery.
+A killed process never leaves a half-written file under a name a reader would take for data,
+and a crash of the machine never leaves a renamed file whose content is not on disk: the file
+is fsynced before the rename and its folder after it.  Hidden names (leading dot) are also
+ignored by pyarrow's dataset discovery.
 """
 
 from __future__ import annotations
@@ -25,10 +27,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

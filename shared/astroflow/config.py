@@ -12,7 +12,10 @@ Layout of the file (every section optional)::
     shard_size = 40
 
 The resolved configuration is written to ``RUN/run.json`` and every later command on that run
-(``status``, ``--retry-failed``, an Argo pod) reads it from there.
+(``status``, ``--retry-failed``, an Argo pod) reads it from there.  Paths in the settings are
+made absolute (relative to the working directory), so a run resumes from anywhere.  A later
+command with other values never silently overwrites it: each change is appended to
+``RUN/_history.jsonl``, and the ledger recomputes what the change reaches.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class RunnerOptions(BaseModel):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     max_failed_fraction: float = Field(0.5, ge=0.0, le=1.0)
     max_shards: int = Field(1000, ge=1)
+    db_url: str | None = Field(None, description="calibration database (default: env ASTROFLOW_DB_URL, "
+                               "else SQLite in the run directory)")
 
 
 class RunConfig(BaseModel):
@@ -108,7 +113,7 @@ def resolve(
         validated = cfg.typed_settings(pipeline)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, "settings")) from None
-    cfg.settings = json.loads(validated.model_dump_json())
+    cfg.settings = json.loads(_absolute_paths(validated).model_dump_json())
     for name in cfg.steps:
         if name not in pipeline.by_name:
             raise ConfigError(f"[steps.{name}]: pipeline {pipeline.name} has no step {name!r}")
@@ -119,6 +124,18 @@ def resolve(
     return cfg
 
 
+def _absolute_paths(settings: Settings) -> Settings:
+    """The settings with every relative Path made absolute (relative to the working directory)."""
+    update = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, Path):
+            update[name] = Path(os.path.abspath(value))
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            update[name] = [Path(os.path.abspath(v)) for v in value]
+    return settings.model_copy(update=update)
+
+
 def _explain(exc: ValidationError, section: str = "") -> str:
     lines = ["invalid configuration:"]
     for err in exc.errors():
@@ -127,8 +144,41 @@ def _explain(exc: ValidationError, section: str = "") -> str:
     return "\n".join(lines)
 
 
-def save(cfg: RunConfig, run_dir: Path) -> Path:
-    return write_json(run_dir / RUN_FILE, json.loads(cfg.model_dump_json()))
+HISTORY = "_history.jsonl"
+
+
+def changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``["settings.sector: 33 -> 34", ...]`` between two configurations (code version aside)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key == "code_version":
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+    return out
+
+
+def save(cfg: RunConfig, run_dir: Path) -> list[str]:
+    """Write ``RUN/run.json``; a change to an existing one is appended to ``RUN/_history.jsonl``
+    (time, the changes, the previous configuration).  Returns the changes."""
+    new = json.loads(cfg.model_dump_json())
+    path = Path(run_dir) / RUN_FILE
+    try:
+        old = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        old = None
+    diff = changes(old, new) if old is not None else []
+    if diff:
+        import time
+
+        with open(Path(run_dir) / HISTORY, "a") as fh:
+            fh.write(json.dumps({"time": time.time(), "changes": diff, "previous": old}) + "\n")
+    if old != new:
+        write_json(path, new)
+    return diff
 
 
 def load(run_dir: str | Path) -> RunConfig:

@@ -38,3 +38,15 @@ class Skip(Exception):
 
 class StepFailed(AstroflowError):
     """A whole step failed: its inputs are missing or its failures passed the allowed fraction."""
+
+
+class ItemTimeout(ItemError):
+    """An item ran past its step's ``timeout_s``."""
+
+
+class RunLocked(AstroflowError):
+    """Another process is writing this run directory; the message names it."""
+
+
+class WorkerDied(AstroflowError):
+    """The process running a unit was killed (out of memory, a signal, a crash in native code)."""

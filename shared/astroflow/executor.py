@@ -1,8 +1,11 @@
 """Running one unit of a step: the single entry point of all three ways a step runs.
 
 In tests it is called in-process, under the embedded runner in a worker process, and in an Argo
-pod through ``astroflow step PIPELINE STEP --run-dir DIR --shard I``.  It is idempotent (a
-committed unit is not redone unless forced) and atomic (part file, error table, then manifest).
+pod through ``astroflow step PIPELINE STEP --run-dir DIR --unit NAME``.  The planner
+(:mod:`astroflow.planner`) hands out units; a unit it did not hand out runs only if it is a shard
+that never committed, so a rerun of a finished run does nothing.  A commit is atomic: the part
+file, the error table and the log get names of their own (the commit id), then the manifest is
+renamed into place, then the previous commit's files go.
 """
 
 from __future__ import annotations
@@ -10,42 +13,43 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import signal
 import socket
 import time
 import traceback
-from dataclasses import dataclass
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 
 from astroflow import config as run_config
-from astroflow import rundir
+from astroflow import deps, rundir
 from astroflow.atomic import write_table
-from astroflow.errors import ItemError, Skip, StepFailed
+from astroflow.errors import ItemError, ItemTimeout, Skip, StepFailed
 from astroflow.registry import get_pipeline
 from astroflow.step import Context, FanOut, StepBase
 
 log = logging.getLogger("astroflow")
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One shard of a step, or one chunk of a retry (``items`` are ledger ids)."""
-
-    step: str
-    shard: int = 0
-    attempt: int = 0
-    items: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        if self.attempt:
-            return rundir.retry_unit(self.attempt, self.shard)
-        return rundir.shard_unit(self.shard)
+def code_version(cfg: run_config.RunConfig) -> str:
+    """The code version units are recorded with: the image's (``ASTROFLOW_CODE_VERSION``) or the run's."""
+    return os.environ.get("ASTROFLOW_CODE_VERSION", cfg.code_version)
 
 
-def context(run_dir: Path, step_name: str, shard: int = 0, n_shards: int = 1) -> tuple[StepBase, Context]:
-    cfg = run_config.load(run_dir)
+def admitted_files(run_dir: Path) -> set[str] | None:
+    """A watched run's complete files (``astroflow.arrivals``); None when the run is not watched."""
+    try:
+        from astroflow.arrivals import admitted
+    except ImportError:
+        return None
+    return admitted(run_dir)
+
+
+def context(run_dir: Path, step_name: str, cfg: run_config.RunConfig | None = None,
+            shard: int = 0, n_shards: int = 1) -> tuple[StepBase, Context]:
+    cfg = cfg or run_config.load(run_dir)
     pipeline = get_pipeline(cfg.pipeline)
     step = pipeline.step(step_name)
     ctx = Context(
@@ -56,153 +60,239 @@ def context(run_dir: Path, step_name: str, shard: int = 0, n_shards: int = 1) ->
         params=cfg.step_params(pipeline, step_name),
         shard=shard,
         n_shards=n_shards,
+        inputs=tuple(pipeline.upstream(step, cfg.enabled_steps(pipeline))),
+        admitted=admitted_files(run_dir),
+        calib_types=pipeline.calibrations,
+        db_url=cfg.run.db_url,
+        code_version=code_version(cfg),
     )
     return step, ctx
 
 
-def check_inputs(run_dir: Path, step_name: str) -> None:
-    """Raise StepFailed unless every input step is complete and within the failure fraction."""
-    cfg = run_config.load(run_dir)
-    pipeline = get_pipeline(cfg.pipeline)
-    for dep in pipeline.upstream(pipeline.step(step_name), cfg.enabled_steps(pipeline)):
-        dep_dir = Path(run_dir) / dep
-        p = rundir.Plan.load(dep_dir)
-        committed = rundir.committed_units(dep_dir)
-        if p is None or any(rundir.shard_unit(i) not in committed for i in range(p.n_shards)):
-            raise StepFailed(f"{step_name}: input step {dep} has not completed")
-        outcomes = rundir.item_outcomes(dep_dir)
-        failed = sum(v == "failed" for v in outcomes.values())
-        if outcomes and failed / len(outcomes) > cfg.run.max_failed_fraction:
-            raise StepFailed(f"{step_name}: input step {dep} failed ({failed} of {len(outcomes)} items failed)")
+def item_params(ctx: Context, overrides: dict) -> tuple:
+    """(params, dependency extra) for one item, with its redo overrides applied."""
+    if not overrides:
+        return ctx.params, {}
+    params = type(ctx.params).model_validate({**ctx.params.model_dump(), **overrides.get("params", {})})
+    return params, {"redo": {"generation": overrides.get("generation", 0), "params": overrides.get("params", {})}}
 
 
-def plan(run_dir: Path, step_name: str, force: bool = False, min_shards: int = 1) -> rundir.Plan:
-    """List a fan-out step's items and cut them into shards (kept unless ``force``).
-
-    Refuses (StepFailed) while an input step is incomplete or over its failure fraction, so an
-    Argo DAG stops where the embedded runner would.
-    """
-    check_inputs(run_dir, step_name)
-    step, ctx = context(run_dir, step_name)
-    step_dir = Path(run_dir) / step_name
-    current = rundir.params_hash(ctx.params.model_dump())
-    existing = rundir.Plan.load(step_dir)
-    if existing is not None and not force and existing.params_hash == current:
-        return existing
-    if not isinstance(step, FanOut):
-        p = rundir.Plan([], [(0, 0)], current)
-    else:
-        items = step.items(ctx)
-        size = ctx.params.shard_size or step.shard_size
-        cfg = run_config.load(run_dir)
-        p = rundir.Plan.cut(items, size, cfg.run.max_shards, current, min_shards=min_shards)
-    p.save(step_dir)
-    return p
-
-
-def execute(run_dir: str | Path, unit: Unit, force: bool = False) -> dict:
-    """Run one unit and commit it; returns its manifest (or the existing one when committed)."""
+def execute(run_dir: str | Path, step_name: str, unit: str, *, force: bool = False,
+            cfg: run_config.RunConfig | None = None) -> dict:
+    """Run one unit and commit it; returns its manifest (``skipped_unit`` when nothing to do)."""
     run_dir = Path(run_dir)
-    step_dir = run_dir / unit.step
-    manifest_file = step_dir / rundir.MANIFESTS / f"{unit.name}.json"
-    if manifest_file.exists() and not force:
-        return {"unit": unit.name, "skipped_unit": True}
-    p = rundir.Plan.load(step_dir)
-    if p is None:
-        raise StepFailed(f"{unit.step}: no plan in {step_dir}; run `astroflow plan` first")
-    step, ctx = context(run_dir, unit.step, unit.shard, p.n_shards)
-    if isinstance(step, FanOut):
-        if unit.attempt:
-            wanted = set(unit.items)
-            items = [it for it in p.items if step.item_id(it) in wanted]
-        else:
-            items = p.shard_items(unit.shard)
+    step_dir = run_dir / step_name
+    spec = rundir.pending(step_dir).get(unit)
+    manifest_file = step_dir / rundir.MANIFESTS / f"{unit}.json"
+    if spec is None and manifest_file.exists() and not force:
+        return {"unit": unit, "skipped_unit": True}
+    plan = rundir.Plan.load(step_dir)
+    if plan is None:
+        raise StepFailed(f"{step_name}: no plan in {step_dir}; run `astroflow plan` first")
+    cfg = cfg or run_config.load(run_dir)
+    if unit in plan.by_unit:
+        shard = plan.by_unit[unit]
+        items, kind = list(shard.items), (spec or {}).get("kind", "shard")
+    elif spec is not None:
+        items, kind = [plan.item(i) for i in spec["items"] if i in plan.item_shard], spec["kind"]
     else:
-        items = [{"id": unit.step}]
-
-    handler = _log_to(step_dir / rundir.LOGS / f"{unit.name}.log")
-    started = time.time()
-    rows: list[dict] = []
-    ok: list[str] = []
-    failed: list[str] = []
-    skipped: dict[str, str] = {}
-    errors: list[dict] = []
+        raise StepFailed(f"{step_name}: unit {unit} is neither a shard of the plan nor handed out")
+    step, ctx = context(run_dir, step_name, cfg, plan.shards.index(plan.by_unit[unit]) if unit in plan.by_unit else 0,
+                        plan.n_shards)
+    previous = _read_json(manifest_file)
+    overrides = rundir.read_overrides(step_dir)
+    commit = uuid.uuid4().hex
+    name = f"{unit}-{commit[:12]}"
+    handler = _log_to(step_dir / rundir.LOGS / f"{name}.log")
+    started, cpu0 = time.time(), _cpu()
+    code, phash = code_version(cfg), rundir.params_hash(ctx.params.model_dump())
+    pieces: list = []  # tables, and lists of dict rows, in item order
+    count = 0
+    ranges: dict[str, list[int]] = {}
+    ok, failed, skipped, errors = [], [], {}, []
+    item_deps: dict[str, dict] = {}
     try:
-        log.info("%s %s: %d item(s)", unit.step, unit.name, len(items))
+        log.info("%s %s (%s): %d item(s)", step_name, unit, kind, len(items))
+        setup_error = None
         if isinstance(step, FanOut) and step.setup is not None:
-            ctx.state = step.setup(ctx, items)
-        for item in items:
-            item_id = step.item_id(item) if isinstance(step, FanOut) else unit.step
             try:
-                out = step.process(ctx, item) if isinstance(step, FanOut) else step.run(ctx)
+                ctx.state = step.setup(ctx, items)
+            except Exception as exc:  # the shard's shared inputs are unusable: every item fails with it
+                setup_error = exc
+        base_params = ctx.params
+        for item in items:
+            item_id = step.item_id(item)
+            ctx.item_id = item_id
+            ctx.item_deps = deps.Recorder() if isinstance(step, FanOut) else None
+            ctx.params, extra = item_params(ctx, overrides.get(item_id, {}))
+            n = 0
+            try:
+                if setup_error is not None:
+                    raise setup_error
+                with _timeout(step.timeout_s):
+                    out = step.process(ctx, item) if isinstance(step, FanOut) else step.run(ctx)
             except Skip as exc:
                 skipped[item_id] = exc.reason
-                continue
             except Exception as exc:  # one bad item never stops the others
                 failed.append(item_id)
-                errors.append(_error_row(item_id, unit.name, item, exc))
-                log.warning("%s %s: item %s failed: %s", unit.step, unit.name, item_id, exc)
-                continue
-            ok.append(item_id)
-            rows.extend(_as_rows(out))
-        table = _to_table(rows, step.schema)
+                errors.append(_error_row(item_id, unit, item, exc))
+                log.warning("%s %s: item %s failed: %s", step_name, unit, item_id, exc)
+            else:
+                ok.append(item_id)
+                n = _add(pieces, out)
+            if n:
+                ranges[item_id] = [count, count + n]
+                count += n
+            if ctx.item_deps is not None or extra:
+                item_deps[item_id] = {**(ctx.item_deps.as_dict() if ctx.item_deps else {}), **extra}
+            ctx.params = base_params
+        ctx.params, ctx.item_deps, ctx.item_id = base_params, None, None
+        table = _build(pieces, step.schema)
         part = None
         if table is not None:
-            part = rundir.part_name(unit.name)
+            part = rundir.part_name(unit, commit)
             write_table(step_dir / part, table, row_group_size=256)
-        rundir.write_errors(step_dir, unit.name, errors)
+        errors_file = rundir.write_errors(step_dir, name, errors)
+        good = set(ok)
+        _register(ctx, [r for r in ctx.registrations if r["item"] in good], unit, code)
+        processed = [step.item_id(it) for it in items]
         manifest = {
             "pipeline": ctx.pipeline,
-            "step": unit.step,
-            "unit": unit.name,
-            "shard": unit.shard,
-            "n_shards": p.n_shards,
-            "attempt": unit.attempt,
-            "code_version": os.environ.get("ASTROFLOW_CODE_VERSION", run_config.load(run_dir).code_version),
-            "params": ctx.params.model_dump(mode="json"),
-            "params_hash": p.params_hash,
-            "inputs": {
-                name: rundir.fingerprint_dataset(run_dir / name)
-                for name in (*step.inputs, *step.optional_inputs)
-            },
-            "raw_inputs": rundir.fingerprint_files(ctx.raw_inputs + [i["path"] for i in items if "path" in i]),
+            "step": step_name,
+            "unit": unit,
+            "kind": kind,
+            "reason": (spec or {}).get("reason", ""),
+            "commit": commit,
+            "committed_ns": time.time_ns(),
+            "items": processed,
             "ok": ok,
             "failed": failed,
             "skipped": sorted(skipped),
             "skip_reasons": skipped,
             "rows": 0 if table is None else table.num_rows,
             "part": part,
+            "row_ranges": ranges if isinstance(step, FanOut) else {},
+            "errors": errors_file,
+            "log": f"{name}.log",
             "files": ctx.files,
+            "calibrations": ctx.calibrations_used,
+            "code_version": code,
+            "params": ctx.params.model_dump(mode="json"),
+            "deps": deps.record(code, phash, deps.settings_record(ctx.settings_read, cfg.settings), ctx.unit_deps),
+            "item_deps": item_deps,
             "started": started,
             "wall_s": round(time.time() - started, 3),
+            "cpu_s": round(_cpu() - cpu0, 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "host": socket.gethostname(),
+            "pid": os.getpid(),
         }
-        rundir.write_manifest(step_dir, unit.name, manifest)
+        rundir.write_manifest(step_dir, manifest)
+        _record_uses(ctx, unit)
+        _drop_previous(run_dir, step_dir, previous, manifest)
+        rundir.clear_pending(step_dir, unit)
+        rundir.clear_crash(step_dir, unit)
         return manifest
     finally:
         logging.getLogger("astroflow").removeHandler(handler)
         handler.close()
 
 
-def _as_rows(out) -> list[dict]:
+def _register(ctx: Context, registrations: list[dict], unit: str, code: str) -> None:
+    """Enter the unit's calibration products into the library (before the commit: a crash in
+    between leaves a registered file whose unit recomputes and registers it again)."""
+    if not registrations:
+        return
+    from astroflow.calib import Provenance
+
+    lib = ctx.library()
+    for r in registrations:
+        lib.register(r["type"], r["path"], r["dateobs"], r["attributes"], is_master=r["is_master"],
+                     good_after=r["good_after"], good_until=r["good_until"], frames=r["frames"],
+                     provenance=Provenance(run=str(ctx.run_dir.resolve()), step=ctx.step, item=r["item"], unit=unit,
+                                           code_version=code))
+
+
+def _record_uses(ctx: Context, unit: str) -> None:
+    """After the commit: which items used which calibrations, in the library (``calib show``)."""
+    uses = [{"calibration_id": rec["id"], "run": str(ctx.run_dir.resolve()), "step": ctx.step, "item": item,
+             "unit": unit, "policy": rec["policy"], "reason": rec["reason"], "fallback": rec["fallback"]}
+            for item, recs in ctx.calibrations_used.items() for rec in recs]
+    if uses:
+        ctx.library().record_uses(uses)
+
+
+def _drop_previous(run_dir: Path, step_dir: Path, previous: dict | None, new: dict) -> None:
+    """After a unit's new commit: remove the old commit's ledger files, and the products it
+    registered that the new commit did not (unless another unit of the step claims them)."""
+    if not previous or previous.get("commit") == new["commit"]:
+        return
+    for f in rundir.unit_files(step_dir, previous):
+        f.unlink(missing_ok=True)
+    orphans = set(previous.get("files", ())) - set(new["files"])
+    if orphans:
+        claimed = {f for m in rundir.Ledger(step_dir).active for f in m.get("files", ())}
+        for f in orphans - claimed:
+            (run_dir / f).unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@contextmanager
+def _timeout(seconds: float | None):
+    """Raise ItemTimeout in this (main) thread after ``seconds`` of wall time."""
+    if not seconds:
+        yield
+        return
+
+    def expired(signum, frame):
+        raise ItemTimeout(f"the item took longer than {seconds:g} s (the step's timeout_s)")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _add(pieces: list, out) -> int:
+    """Append one item's output (None, a dict, dicts or a Table) to ``pieces``; returns its rows."""
     if out is None:
-        return []
+        return 0
     if isinstance(out, pa.Table):
-        return out.to_pylist()
-    if isinstance(out, dict):
-        return [out]
-    return list(out)
+        pieces.append(out)
+        return out.num_rows
+    rows = [out] if isinstance(out, dict) else list(out)
+    if pieces and isinstance(pieces[-1], list):
+        pieces[-1].extend(rows)
+    elif rows:
+        pieces.append(rows)
+    return len(rows)
 
 
-def _to_table(rows: list[dict], schema: pa.Schema | None) -> pa.Table | None:
-    if schema is not None:
-        return pa.Table.from_pylist(rows, schema=schema)
-    return pa.Table.from_pylist(rows) if rows else None
+def _build(pieces: list, schema: pa.Schema | None) -> pa.Table | None:
+    tables = [p if isinstance(p, pa.Table) else pa.Table.from_pylist(p, schema=schema) for p in pieces]
+    if not tables:
+        return pa.Table.from_pylist([], schema=schema) if schema is not None else None
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
 
 
 def _error_row(item_id: str, unit: str, item: dict, exc: Exception) -> dict:
-    path = getattr(exc, "path", None) or item.get("path")
+    path = getattr(exc, "path", None) or getattr(exc, "filename", None) or item.get("path")
     tb = traceback.format_exception(exc)
     return {
         "item": item_id,

@@ -6,8 +6,11 @@ declared inputs (a step runs once every step whose dataset it reads has finished
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,13 +18,41 @@ from astroflow.errors import AstroflowError
 from astroflow.step import StepBase
 
 
+class RawData:
+    """Marks a settings field as raw input: read-only, and no run directory may lie inside it."""
+
+    def __repr__(self) -> str:
+        return "RawData()"
+
+
+DataRoot = Annotated[Path, RawData()]  # a folder of raw data
+
+
 class Settings(BaseModel):
     """Pipeline-wide settings (the runbook's hand edits): subclass per pipeline.
 
     Every field is also a command-line flag of ``astroflow run PIPELINE`` (``--data-root``...).
+    Folders of raw data are typed :data:`DataRoot`.
     """
 
     model_config = ConfigDict(extra="forbid")
+
+    def data_roots(self) -> list[Path]:
+        """The raw-data folders among the settings (fields typed ``DataRoot``)."""
+        out = []
+        for name, f in type(self).model_fields.items():
+            if _is_raw(f.annotation, f.metadata) and getattr(self, name) is not None:
+                out.append(Path(getattr(self, name)))
+        return out
+
+
+def _is_raw(annotation, metadata=()) -> bool:
+    """Whether a field type is (or, in a union, contains) ``DataRoot``."""
+    if any(isinstance(m, RawData) for m in metadata):
+        return True
+    if typing.get_origin(annotation) is Annotated:
+        return any(isinstance(m, RawData) for m in typing.get_args(annotation)[1:])
+    return any(_is_raw(a) for a in typing.get_args(annotation))
 
 
 @dataclass(frozen=True)
@@ -32,6 +63,12 @@ class Pipeline:
     returns the settings that run the pipeline on it (the demo); ``simulate_options`` is its
     options model (each field a flag of ``astroflow simulate`` and ``astroflow demo``).
     ``report(run_dir) -> str`` returns the pipeline's own HTML section of the run report.
+    ``tools`` are the pipeline's own commands (``astroflow PIPELINE TOOL ...``): name ->
+    ``"module:function"``, the function taking the remaining arguments and returning an exit code.
+    ``calibrations`` declares the look-up policy of each calibration type the steps use
+    (:class:`astroflow.calib.CalibType`); ``arrivals`` what ``astroflow watch`` waits for
+    (:class:`astroflow.arrivals.Arrivals`); ``partition`` the settings field that partitions runs
+    (a night, a DAY-OBS, a test session).
     """
 
     name: str
@@ -40,6 +77,10 @@ class Pipeline:
     simulate: Callable | None = None
     simulate_options: type[BaseModel] | None = None
     report: Callable | None = None
+    tools: Mapping[str, str] = field(default_factory=dict)
+    calibrations: Mapping[str, Any] = field(default_factory=dict)
+    arrivals: Any = None
+    partition: str | None = None
     doc: str = ""
     by_name: dict[str, StepBase] = field(init=False, repr=False, compare=False)
 
@@ -54,6 +95,8 @@ class Pipeline:
             if unknown:
                 raise AstroflowError(f"pipeline {self.name}: step {s.name} reads unknown {unknown}")
         self.order()  # raises on cycles
+        if self.partition is not None and self.partition not in self.settings.model_fields:
+            raise AstroflowError(f"pipeline {self.name}: partition {self.partition!r} is not a settings field")
 
     def step(self, name: str) -> StepBase:
         try:

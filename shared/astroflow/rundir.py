@@ -1,37 +1,54 @@
-"""The run directory and its ledger.
+"""The run directory and its ledger: what was planned, what was committed, and what is read.
 
 Layout of ``RUN/<step>/``::
 
-    part-00003.parquet         rows of shard 3 (the dataset; readable as one pyarrow dataset)
-    part-r001-00000.parquet    rows of items re-run by ``--retry-failed`` (attempt 1, chunk 0)
-    _plan.json                 the items and how they are cut into shards (fan-out steps)
-    _manifests/<unit>.json     written last: the unit is committed once its manifest exists
-    _errors/<unit>.parquet     one row per failed item: id, error type, message, file
-    _logs/<unit>.log
+    _plan.json                          the items cut into shards, and what the item list depended on
+    _pending/<unit>.json                work the planner handed out that has not committed yet
+    _manifests/<unit>.json              written last: a unit is committed once its manifest exists
+    part-<unit>-<commit>.parquet        the rows of one commit of a unit
+    _errors/<unit>-<commit>.parquet     one row per failed item: id, error type, message, file
+    _logs/<unit>-<commit>.log
+    _failure.json                       a failure of the step as a whole (planning), with its file
+    _crashes/<unit>.json                a unit whose worker died (the signal), until it commits
+    _overrides.json                     item redo requests: a generation and parameter overrides per item
 
-A *unit* is one shard (``shard-00003``) or one chunk of a retry (``r001-00000``).  The latest
-outcome of an item is the one in the last unit that processed it, so a retry supersedes the
-failure without rewriting anything.  Folders and files starting with ``_`` or ``.`` are ignored
-by pyarrow's dataset discovery.
+A *unit* is a shard of the plan (``shard-00003``) or a patch of some of its items
+(``p0002-00000``: patch 2, chunk 0), written by ``--retry-failed``, by ``redo`` or when only some
+items of a shard went stale.  Every commit of a unit has a fresh commit id, so a recomputed unit
+writes new files beside the old ones and its manifest switches to them in one rename.  The
+latest outcome of an item is the one of the last commit that processed it: a patch supersedes the
+rows of those items in the shard's part (the manifest records each item's row range), in every
+read, without rewriting anything.  A part file without a committed manifest is never read.
+Folders and files starting with ``_`` or ``.`` are ignored by pyarrow's dataset discovery; read
+datasets with :func:`read_dataset` (or ``astroflow.read``), which applies the ledger.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from astroflow.atomic import write_json, write_table
 
 PLAN = "_plan.json"
+PENDING = "_pending"
 MANIFESTS = "_manifests"
 ERRORS = "_errors"
 LOGS = "_logs"
+FAILURE = "_failure.json"
+CRASHES = "_crashes"
+OVERRIDES = "_overrides.json"
+PART_COLUMN = "_part"  # virtual column of read_dataset(with_part=True): index into Ledger.parts
 
 ERROR_SCHEMA = pa.schema(
     [
@@ -49,137 +66,463 @@ def shard_unit(shard: int) -> str:
     return f"shard-{shard:05d}"
 
 
-def retry_unit(attempt: int, chunk: int) -> str:
-    return f"r{attempt:03d}-{chunk:05d}"
+def patch_unit(patch: int, chunk: int) -> str:
+    return f"p{patch:04d}-{chunk:05d}"
 
 
-def part_name(unit: str) -> str:
-    return "part-" + unit.removeprefix("shard-") + ".parquet"
+def is_shard_unit(unit: str) -> bool:
+    return unit.startswith("shard-")
 
 
-def read_dataset(path: str | Path, columns: list[str] | None = None, filter=None) -> pa.Table:
-    """All committed part files of a step's dataset as one table (empty table if none)."""
-    path = Path(path)
-    parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else []
-    if not parts:
-        return pa.table({})
-    dataset = ds.dataset([str(p) for p in parts], format="parquet")
-    return dataset.to_table(columns=columns, filter=filter)
+def part_name(unit: str, commit: str) -> str:
+    return f"part-{unit}-{commit[:12]}.parquet"
+
+
+def digest(obj) -> str:
+    """A short stable hash of a JSON-able object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def params_hash(params: dict) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """Hash of the parameters that change results (``shard_size`` and ``enabled`` do not)."""
+    return digest({k: v for k, v in params.items() if k not in ("shard_size", "enabled")})
+
+
+# --- the plan -------------------------------------------------------------------------------------
+@dataclass
+class Shard:
+    id: int
+    ids: list[str]
+    items: list[dict]
+
+    @property
+    def unit(self) -> str:
+        return shard_unit(self.id)
 
 
 @dataclass
 class Plan:
-    """The items of a fan-out step and their cut into contiguous shards."""
+    """The items of a step cut into shards, and the dependency record of the item list.
 
-    items: list[dict]
-    bounds: list[tuple[int, int]]
-    params_hash: str = ""
+    A whole step (``Step``) has one shard holding one pseudo-item named after the step.  A plan
+    grows: :meth:`reconcile` keeps every shard whose items are unchanged and appends new shards for
+    new items, so data that arrives later never recomputes committed work.
+    """
+
+    shards: list[Shard]
+    deps: dict = field(default_factory=dict)
 
     @property
     def n_shards(self) -> int:
-        return len(self.bounds)
+        return len(self.shards)
+
+    @cached_property
+    def by_unit(self) -> dict[str, Shard]:
+        return {s.unit: s for s in self.shards}
+
+    @cached_property
+    def item_shard(self) -> dict[str, Shard]:
+        return {i: s for s in self.shards for i in s.ids}
+
+    def item(self, item_id: str) -> dict:
+        shard = self.item_shard[item_id]
+        return shard.items[shard.ids.index(item_id)]
 
     def shard_items(self, shard: int) -> list[dict]:
-        lo, hi = self.bounds[shard]
-        return self.items[lo:hi]
+        return self.shards[shard].items
 
     @classmethod
-    def cut(cls, items: list[dict], shard_size: int, max_shards: int, params_hash: str = "",
-            min_shards: int = 1) -> "Plan":
+    def cut(cls, items: list[dict], shard_size: int, max_shards: int, *, ids: list[str] | None = None,
+            min_shards: int = 1, first_id: int = 0, deps: dict | None = None) -> "Plan":
         """Contiguous shards of about ``shard_size`` items, at least ``min_shards`` (so that every
         worker gets work) and at most ``max_shards`` (Argo's pod budget)."""
+        ids = [str(i) for i in range(len(items))] if ids is None else ids
         n = len(items)
+        if n == 0:
+            return cls([], deps or {})
         n_shards = max(-(-n // max(1, shard_size)), min(min_shards, n))
         n_shards = max(1, min(max_shards, n_shards))
         edges = [round(i * n / n_shards) for i in range(n_shards + 1)]
-        return cls(items, [(edges[i], edges[i + 1]) for i in range(n_shards)], params_hash)
+        shards = [Shard(first_id + k, ids[edges[k]:edges[k + 1]], items[edges[k]:edges[k + 1]])
+                  for k in range(n_shards)]
+        return cls(shards, deps or {})
+
+    @classmethod
+    def whole(cls, step: str, deps: dict | None = None) -> "Plan":
+        return cls([Shard(0, [step], [{"id": step}])], deps or {})
+
+    def reconcile(self, items: list[dict], ids: list[str], shard_size: int, max_shards: int,
+                  min_shards: int = 1, deps: dict | None = None) -> tuple["Plan", list[Shard]]:
+        """The plan for a new item list: unchanged shards kept, the rest cut into new shards.
+
+        A shard is kept when every one of its items is still listed, unchanged; the items of the
+        other shards (changed, or beside a removed item) and the new items are cut into shards
+        numbered after the last one.  Returns the new plan and the retired shards.
+        """
+        new = dict(zip(ids, items))
+        kept, retired = [], []
+        for s in self.shards:
+            if all(i in new and new[i] == it for i, it in zip(s.ids, s.items)):
+                kept.append(s)
+            else:
+                retired.append(s)
+        placed = {i for s in kept for i in s.ids}
+        pool = [(i, it) for i, it in zip(ids, items) if i not in placed]
+        first = max((s.id for s in self.shards), default=-1) + 1
+        extra = Plan.cut([it for _, it in pool], shard_size, max_shards, ids=[i for i, _ in pool],
+                         min_shards=min_shards, first_id=first)
+        return Plan(kept + extra.shards, deps or {}), retired
 
     def save(self, step_dir: Path) -> None:
-        write_json(step_dir / PLAN, {"items": self.items, "bounds": self.bounds, "params_hash": self.params_hash})
+        write_json(step_dir / PLAN, {
+            "version": 2,
+            "deps": self.deps,
+            "shards": [{"id": s.id, "ids": s.ids, "items": s.items} for s in self.shards],
+        })
 
     @classmethod
     def load(cls, step_dir: Path) -> "Plan | None":
         try:
-            data = json.loads((step_dir / PLAN).read_text())
+            data = json.loads((Path(step_dir) / PLAN).read_text())
         except FileNotFoundError:
             return None
-        return cls(data["items"], [tuple(b) for b in data["bounds"]], data.get("params_hash", ""))
+        if data.get("version") != 2:
+            return None  # a plan of the first ledger format: planned again
+        return cls([Shard(s["id"], s["ids"], s["items"]) for s in data["shards"]], data.get("deps", {}))
 
 
-def write_manifest(step_dir: Path, unit: str, manifest: dict) -> None:
-    write_json(step_dir / MANIFESTS / f"{unit}.json", manifest)
+# --- the committed state ---------------------------------------------------------------------------
+def write_manifest(step_dir: Path, manifest: dict) -> None:
+    write_json(step_dir / MANIFESTS / f"{manifest['unit']}.json", manifest)
 
 
-def manifests(step_dir: Path) -> list[dict]:
-    """Committed manifests in ledger order: shards first, then retries in attempt order."""
-    folder = step_dir / MANIFESTS
-    if not folder.is_dir():
-        return []
-    paths = sorted(folder.glob("*.json"), key=lambda p: (not p.name.startswith("shard-"), p.name))
-    out = []
-    for p in paths:
-        try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue  # a manifest is written atomically; an unreadable one is not committed
+def _load_manifests(step_dir: Path) -> dict[str, dict]:
+    folder = Path(step_dir) / MANIFESTS
+    out = {}
+    if folder.is_dir():
+        for p in folder.glob("*.json"):
+            try:
+                out[p.stem] = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue  # a manifest is written atomically; an unreadable one is not committed
     return out
 
 
-def committed_units(step_dir: Path) -> set[str]:
-    folder = step_dir / MANIFESTS
-    return {p.stem for p in folder.glob("*.json")} if folder.is_dir() else set()
+@dataclass(frozen=True)
+class Part:
+    path: Path
+    unit: str
+    commit: str
+    exclude: tuple[tuple[int, int], ...] = ()  # row ranges of items superseded by a later commit
+
+
+class Ledger:
+    """A read-only view of one step's ledger: plan, committed units, latest outcome per item."""
+
+    def __init__(self, step_dir: str | Path):
+        self.step_dir = Path(step_dir)
+        self.plan = Plan.load(self.step_dir)
+        self.units = _load_manifests(self.step_dir)
+
+    @cached_property
+    def ordered(self) -> list[dict]:
+        """Committed manifests of the plan's items, oldest commit first."""
+        ids = self.plan.item_shard if self.plan else {}
+        out = []
+        for m in self.units.values():
+            if is_shard_unit(m["unit"]):
+                if self.plan is None or m["unit"] not in self.plan.by_unit:
+                    continue  # a retired shard
+            elif not any(i in ids for i in m["items"]):
+                continue
+            out.append(m)
+        return sorted(out, key=lambda m: (m["committed_ns"], m["unit"]))
+
+    @cached_property
+    def latest(self) -> dict[str, dict]:
+        """Item id -> the manifest of its latest commit."""
+        ids = self.plan.item_shard if self.plan else {}
+        out: dict[str, dict] = {}
+        for m in self.ordered:
+            for i in m["items"]:
+                if i in ids:
+                    out[i] = m
+        return out
+
+    @cached_property
+    def active(self) -> list[dict]:
+        """Committed manifests that hold the latest outcome of at least one item."""
+        live = {id(m) for m in self.latest.values()}
+        return [m for m in self.ordered if id(m) in live]
+
+    def outcomes(self) -> dict[str, str]:
+        """Latest outcome per item id: ``ok``, ``failed`` or ``skipped``."""
+        out = {}
+        for i, m in self.latest.items():
+            out[i] = "failed" if i in _set(m, "failed") else "skipped" if i in _set(m, "skipped") else "ok"
+        return out
+
+    def committed(self, unit: str) -> bool:
+        return unit in self.units
+
+    def complete(self) -> bool:
+        """Planned and every shard committed."""
+        return self.plan is not None and all(s.unit in self.units for s in self.plan.shards)
+
+    def digest(self) -> str:
+        """Fingerprint of the committed state (the active commits): what a reader depends on."""
+        return digest(sorted((m["unit"], m["commit"]) for m in self.active))
+
+    @cached_property
+    def parts(self) -> list[Part]:
+        out = []
+        for m in self.active:
+            if not m.get("part"):
+                continue
+            ranges = m.get("row_ranges") or {}
+            exclude = tuple(sorted(tuple(r) for i, r in ranges.items() if self.latest.get(i) is not m))
+            out.append(Part(self.step_dir / m["part"], m["unit"], m["commit"], exclude))
+        return out
+
+    def errors(self) -> list[dict]:
+        """Error rows of the items whose latest outcome is a failure."""
+        failed = {i for i, o in self.outcomes().items() if o == "failed"}
+        rows: list[dict] = []
+        for m in self.active:
+            if m.get("errors") and failed & _set(m, "failed"):
+                path = self.step_dir / ERRORS / m["errors"]
+                if path.exists():
+                    rows += [r for r in pq.read_table(path).to_pylist() if r["item"] in failed and self.latest[r["item"]] is m]
+        return rows
+
+    def read(self, columns: list[str] | None = None, where: dict | None = None, with_part: bool = False) -> pa.Table:
+        """The committed rows (superseded rows left out), optionally filtered by ``where``
+        (column -> value or list of values, all conditions together)."""
+        parts = self.parts
+        if not parts:
+            return pa.table({})
+        expr = where_expression(where)
+        schema = pq.read_schema(parts[0].path).append(pa.field(PART_COLUMN, pa.int32()))
+        cols = None if columns is None else list(columns) + ([PART_COLUMN] if with_part else [])
+        plain = [k for k, p in enumerate(parts) if not p.exclude]
+        tables = []
+        if plain:
+            dataset = ds.FileSystemDataset.from_paths(
+                [str(parts[k].path) for k in plain], schema=schema, format=ds.ParquetFileFormat(),
+                filesystem=pafs.LocalFileSystem(), partitions=[ds.field(PART_COLUMN) == k for k in plain])
+            tables.append(dataset.to_table(columns=cols, filter=expr))
+        for k, p in enumerate(parts):
+            if not p.exclude:
+                continue
+            t = pq.read_table(p.path)
+            keep, start = [], 0
+            for lo, hi in p.exclude:
+                keep.append(t.slice(start, lo - start))
+                start = hi
+            keep.append(t.slice(start))
+            t = pa.concat_tables(keep).append_column(PART_COLUMN, pa.array([k] * sum(x.num_rows for x in keep), pa.int32()))
+            if expr is not None:
+                t = t.filter(expr)
+            t = t.select(cols) if cols is not None else t
+            tables.append(t.cast(tables[0].schema) if tables else t)
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        if not with_part and PART_COLUMN in table.column_names:
+            table = table.drop_columns([PART_COLUMN])
+        return table
+
+    def units_of(self, table: pa.Table) -> list[tuple[str, str]]:
+        """The (unit, commit) pairs that supplied the rows of a ``with_part=True`` read."""
+        if table.num_rows == 0:
+            return []
+        idx = pc.unique(table.column(PART_COLUMN)).to_pylist()
+        return sorted((self.parts[k].unit, self.parts[k].commit) for k in idx)
+
+
+def _set(m: dict, key: str) -> set:
+    cache = m.setdefault("_sets", {})
+    if key not in cache:
+        cache[key] = set(m.get(key, ()))
+    return cache[key]
+
+
+def where_expression(where: dict | None):
+    """``{"tic": [1, 2], "sector": 33}`` -> ``isin(tic, [1, 2]) & (sector == 33)``."""
+    if not where:
+        return None
+    expr = None
+    for col, values in where.items():
+        values = list(values) if isinstance(values, (list, tuple, set, frozenset)) else [values]
+        term = pc.field(col).isin(values)
+        expr = term if expr is None else expr & term
+    return expr
+
+
+def read_dataset(path: str | Path, columns: list[str] | None = None, where: dict | None = None) -> pa.Table:
+    """A step's committed rows as one table (empty table if none); see :class:`Ledger`."""
+    return Ledger(path).read(columns=columns, where=where)
+
+
+def manifests(step_dir: Path) -> list[dict]:
+    """Committed manifests of the step's current plan, oldest commit first."""
+    return Ledger(step_dir).ordered
 
 
 def item_outcomes(step_dir: Path) -> dict[str, str]:
-    """Latest outcome per item id: ``ok``, ``failed`` or ``skipped``."""
-    latest: dict[str, str] = {}
-    for m in manifests(step_dir):
-        for outcome in ("ok", "failed", "skipped"):
-            for item in m.get(outcome, []):
-                latest[item] = outcome
-    return latest
+    return Ledger(step_dir).outcomes()
 
 
-def write_errors(step_dir: Path, unit: str, rows: list[dict]) -> None:
-    if rows:
-        write_table(step_dir / ERRORS / f"{unit}.parquet", pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))
+# --- work handed out ----------------------------------------------------------------------------------
+def write_pending(step_dir: Path, unit: str, spec: dict) -> None:
+    write_json(step_dir / PENDING / f"{unit}.json", spec)
+
+
+def pending(step_dir: Path) -> dict[str, dict]:
+    folder = Path(step_dir) / PENDING
+    out = {}
+    if folder.is_dir():
+        for p in sorted(folder.glob("*.json")):
+            try:
+                out[p.stem] = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+    return out
+
+
+def clear_pending(step_dir: Path, unit: str | None = None) -> None:
+    folder = Path(step_dir) / PENDING
+    for p in ([folder / f"{unit}.json"] if unit else folder.glob("*.json")) if folder.is_dir() else []:
+        p.unlink(missing_ok=True)
+
+
+def next_patch(step_dir: Path) -> int:
+    names = set(_load_manifests(step_dir)) | set(pending(step_dir))
+    return max((int(u[1:5]) for u in names if u.startswith("p")), default=0) + 1
+
+
+# --- errors, failures, crashes, overrides -----------------------------------------------------------
+def write_errors(step_dir: Path, name: str, rows: list[dict]) -> str | None:
+    if not rows:
+        return None
+    write_table(step_dir / ERRORS / f"{name}.parquet", pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))
+    return f"{name}.parquet"
 
 
 def read_errors(step_dir: Path) -> list[dict]:
-    folder = step_dir / ERRORS
-    if not folder.is_dir():
-        return []
-    rows: list[dict] = []
-    for p in sorted(folder.glob("*.parquet")):
-        rows.extend(pq.read_table(p).to_pylist())
-    return rows
+    return Ledger(step_dir).errors()
 
 
-def next_retry_attempt(step_dir: Path) -> int:
-    attempts = [int(u[1:4]) for u in committed_units(step_dir) if u.startswith("r")]
-    return max(attempts, default=0) + 1
+def write_failure(step_dir: Path, record: dict) -> None:
+    write_json(Path(step_dir) / FAILURE, record)
 
 
-def fingerprint_dataset(step_dir: Path) -> str:
-    """Cheap fingerprint of a step's committed state (names and sizes of its manifests)."""
-    folder = step_dir / MANIFESTS
-    h = hashlib.sha256()
+def read_failure(step_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(step_dir) / FAILURE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def clear_failure(step_dir: Path) -> None:
+    (Path(step_dir) / FAILURE).unlink(missing_ok=True)
+
+
+def write_crash(step_dir: Path, unit: str, record: dict) -> None:
+    write_json(Path(step_dir) / CRASHES / f"{unit}.json", record)
+
+
+def crashes(step_dir: Path) -> dict[str, dict]:
+    folder = Path(step_dir) / CRASHES
+    out = {}
     if folder.is_dir():
         for p in sorted(folder.glob("*.json")):
-            h.update(f"{p.name}:{p.stat().st_size};".encode())
-    return h.hexdigest()[:16]
+            try:
+                out[p.stem] = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+    return out
 
 
-def fingerprint_files(paths: list[str]) -> str:
-    h = hashlib.sha256()
-    for p in sorted(set(paths)):
-        try:
-            st = Path(p).stat()
-            h.update(f"{p}:{st.st_size}:{st.st_mtime_ns};".encode())
-        except OSError:
-            h.update(f"{p}:missing;".encode())
-    return h.hexdigest()[:16]
+def clear_crash(step_dir: Path, unit: str) -> None:
+    (Path(step_dir) / CRASHES / f"{unit}.json").unlink(missing_ok=True)
+
+
+def read_overrides(step_dir: Path) -> dict[str, dict]:
+    """Item id -> ``{"generation": N, "params": {...}}``: the redo requests of a step."""
+    try:
+        return json.loads((Path(step_dir) / OVERRIDES).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def write_overrides(step_dir: Path, overrides: dict[str, dict]) -> None:
+    write_json(Path(step_dir) / OVERRIDES, overrides)
+
+
+# --- clean-up (only inside the run directory, by the one writer) --------------------------------------
+def unit_files(step_dir: Path, m: dict) -> list[Path]:
+    """The ledger files of one commit (part, errors, log); not its products."""
+    out = [Path(step_dir) / m["part"]] if m.get("part") else []
+    if m.get("errors"):
+        out.append(Path(step_dir) / ERRORS / m["errors"])
+    if m.get("log"):
+        out.append(Path(step_dir) / LOGS / m["log"])
+    return out
+
+
+def collect_garbage(run_dir: Path, step: str) -> list[Path]:
+    """Remove what no reader can reach: manifests of retired shards and of fully superseded
+    patches (with their products unless an active unit claims them), and part files whose commit
+    never completed.  Called by the planner, while no unit of the step runs; returns what went."""
+    step_dir = Path(run_dir) / step
+    ledger = Ledger(step_dir)
+    live = {m["unit"] for m in ledger.active}
+    claimed = {f for m in ledger.active for f in m.get("files", ())}
+    gone: list[Path] = []
+    for unit, m in ledger.units.items():
+        if unit in live or (ledger.plan is not None and unit in ledger.plan.by_unit):
+            continue  # a shard of the plan stays committed even when patches supersede all its items
+        for f in m.get("files", ()):
+            if f not in claimed:
+                gone += _remove(Path(run_dir) / f)
+        for f in unit_files(step_dir, m) + [step_dir / MANIFESTS / f"{unit}.json"]:
+            gone += _remove(f)
+    kept = [m for u, m in ledger.units.items() if (step_dir / MANIFESTS / f"{u}.json").exists()]
+    parts = {m["part"] for m in kept if m.get("part")}
+    errors = {m["errors"] for m in kept if m.get("errors")}
+    for p in step_dir.glob("part-*.parquet"):
+        if p.name not in parts:
+            gone += _remove(p)
+    for p in (step_dir / ERRORS).glob("*.parquet") if (step_dir / ERRORS).is_dir() else []:
+        if p.name not in errors:
+            gone += _remove(p)
+    return gone
+
+
+def _remove(path: Path) -> list[Path]:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return []
+    return [path]
+
+
+# --- fingerprints of raw files -------------------------------------------------------------------------
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_state(path: str | Path) -> list | None:
+    """``[size, mtime_ns, sha256]`` of a file (hashes cached per process), None if missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        if os.path.isdir(path):
+            h.update(b"directory")
+        else:
+            with open(path, "rb") as fh:
+                h = hashlib.file_digest(fh, "sha256")
+        _HASHES[key] = h.hexdigest()
+    return [st.st_size, st.st_mtime_ns, _HASHES[key]]

@@ -1,23 +1,23 @@
 """The embedded runner: a pipeline's DAG on one machine, no cluster.
 
-Independent steps and the shards of fan-out steps run concurrently on a process pool
-(``workers``; 1 runs everything in this process).  Committed units are skipped, so the same
-command resumes a killed run; ``force`` redoes the selected steps; ``retry_failed`` re-runs only
-the items whose latest outcome is *failed*, wherever they were, and steps that read them are
-brought up to date.
+Each selected step is planned once its inputs have finished (:mod:`astroflow.planner`: the
+ledger says what is stale and why), and the units handed out run concurrently on a process pool
+(``workers``; 1 runs everything in this process).  The same command resumes a killed run and
+brings a changed one up to date; ``force`` redoes the selected steps from scratch;
+``retry_failed`` also redoes the failed items.  One runner at a time writes a run directory
+(:mod:`astroflow.lock`).  A worker killed by the kernel fails only its own unit (recorded with
+the signal); the pool starts a new worker and the run goes on.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
-import multiprocessing
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +25,12 @@ from tqdm import tqdm
 
 from astroflow import config as run_config
 from astroflow import rundir
-from astroflow.errors import StepFailed
-from astroflow.executor import Unit, execute, plan
+from astroflow.errors import ConfigError, WorkerDied
+from astroflow.executor import execute
+from astroflow.lock import run_lock
 from astroflow.pipeline import Pipeline
-from astroflow.step import FanOut
+from astroflow.planner import Work, failure_record, plan_step, state_for
+from astroflow.pool import WorkerPool
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
@@ -42,17 +44,19 @@ class StepRun:
     units: int = 0
     remaining: int = 0
     message: str = ""
-    retried: bool = False
+    work: Work | None = None
 
 
 @dataclass
 class RunResult:
     run_dir: Path
     steps: dict[str, StepRun] = field(default_factory=dict)
+    failed_items: int = 0
+    changes: list[str] = field(default_factory=list)  # of the configuration, as recorded in _history.jsonl
 
     @property
     def ok(self) -> bool:
-        return all(s.state == "done" for s in self.steps.values())
+        return all(s.state == "done" for s in self.steps.values()) and not self.failed_items
 
 
 def code_version() -> str:
@@ -71,28 +75,14 @@ def code_version() -> str:
         return __version__
 
 
-def clear_step(run_dir: Path, step: str) -> None:
-    """Remove a step's dataset and ledger (only inside the run directory)."""
-    step_dir = run_dir / step
-    if step_dir.is_dir():
-        shutil.rmtree(step_dir)
-
-
-def step_complete(run_dir: Path, step: str) -> bool:
-    p = rundir.Plan.load(run_dir / step)
-    if p is None:
-        return False
-    committed = rundir.committed_units(run_dir / step)
-    return all(rundir.shard_unit(i) in committed for i in range(p.n_shards))
-
-
 def failed_fraction(run_dir: Path, step: str) -> tuple[int, int]:
-    outcomes = rundir.item_outcomes(run_dir / step)
+    outcomes = rundir.Ledger(run_dir / step).outcomes()
     return sum(v == "failed" for v in outcomes.values()), len(outcomes)
 
 
-def _worker(run_dir: str, unit: Unit, force: bool) -> dict:
-    return execute(run_dir, unit, force=force)
+def _worker(run_dir: str, step: str, unit: str) -> dict:
+    m = execute(run_dir, step, unit)
+    return {"ok": len(m.get("ok", ())), "failed": len(m.get("failed", ()))}
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -120,6 +110,22 @@ def _worker_init(pipeline: str, parent: int) -> None:
     get_pipeline(pipeline)
 
 
+def refuse_inside_raw(pipeline: Pipeline, cfg: run_config.RunConfig, run_dir: Path) -> None:
+    """A run directory may not be, or lie inside, a raw-data folder of the settings."""
+    for root in cfg.typed_settings(pipeline).data_roots():
+        root = Path(os.path.abspath(root))
+        if run_dir == root or root in run_dir.parents:
+            raise ConfigError(f"run directory {run_dir} is inside the raw data folder {root}: raw data is "
+                              "read-only, choose a run directory (--out) elsewhere")
+
+
+def prepare(cfg: run_config.RunConfig, run_dir: Path) -> list[str]:
+    """Stamp the code version and write ``run.json``; returns the recorded changes to it."""
+    os.environ.setdefault("ASTROFLOW_CODE_VERSION", code_version())
+    cfg.code_version = os.environ["ASTROFLOW_CODE_VERSION"]
+    return run_config.save(cfg, run_dir)
+
+
 def run(
     pipeline: Pipeline,
     cfg: run_config.RunConfig,
@@ -132,27 +138,57 @@ def run(
     until: str | None = None,
     progress: bool = True,
 ) -> RunResult:
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("ASTROFLOW_CODE_VERSION", code_version())
-    cfg.code_version = os.environ["ASTROFLOW_CODE_VERSION"]
-    run_config.save(cfg, run_dir)
+    run_dir = Path(run_dir).absolute()
+    refuse_inside_raw(pipeline, cfg, run_dir)
+    with run_lock(run_dir):
+        changes = prepare(cfg, run_dir)
+        result = _run(pipeline, cfg, run_dir, force=force, retry_failed=retry_failed,
+                      only=only, start=start, until=until, progress=progress)
+        result.changes = changes
+        return result
+
+
+def preview(pipeline: Pipeline, cfg: run_config.RunConfig, run_dir: str | Path, *, retry_failed: bool = False,
+            only: str | None = None, start: str | None = None, until: str | None = None) -> list[Work | str]:
+    """What the same command would recompute, and why, without running anything (``--dry-run``).
+
+    A step whose upstream will be recomputed counts as stale; its item list is the present one.
+    """
+    run_dir = Path(run_dir).absolute()
+    cfg = cfg.model_copy()
+    cfg.code_version = os.environ.get("ASTROFLOW_CODE_VERSION", code_version())
+    state = state_for(run_dir, cfg)
+    enabled = cfg.enabled_steps(pipeline)
+    out: list[Work | str] = []
+    for name in [n for n in pipeline.select(only, start, until) if n in enabled]:
+        try:
+            work = plan_step(run_dir, name, cfg, state, retry_failed=retry_failed, dry_run=True)
+        except Exception as exc:
+            blocked = any(d in state.changed for d in pipeline.upstream(pipeline.step(name), enabled))
+            out.append(f"{name}: {'after its inputs are recomputed' if blocked else type(exc).__name__ + ': ' + str(exc)}")
+            state.changed.add(name)
+            continue
+        if work.units or work.replanned:
+            state.changed.add(name)
+        out.append(work)
+    return out
+
+
+def _run(pipeline: Pipeline, cfg: run_config.RunConfig, run_dir: Path, *, force: bool, retry_failed: bool,
+         only: str | None, start: str | None, until: str | None, progress: bool) -> RunResult:
     enabled = cfg.enabled_steps(pipeline)
     selected = [n for n in pipeline.select(only, start, until) if n in enabled]
     result = RunResult(run_dir, {n: StepRun(n) for n in selected})
     workers = cfg.run.workers
-
+    state = state_for(run_dir, cfg)
     pool = None
     if workers > 1:
         # one process per core: numerical libraries in the workers must not start threads of
         # their own (inherited by the spawned workers; a user's explicit setting is kept)
         for var in THREAD_VARIABLES:
             os.environ.setdefault(var, "1")
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(pipeline.name, os.getpid()))
-        for _ in range(workers):  # start the workers while this process plans the first steps
-            pool.submit(int)
-    futures: dict[Future, tuple[str, Unit]] = {}
+        pool = WorkerPool(workers, _worker_init, (pipeline.name, os.getpid()))
+    tickets: dict[int, tuple[str, str]] = {}
     # progress bar on a terminal only (None: tqdm decides), never when progress is off
     bar = tqdm(total=0, unit="unit", desc=pipeline.name, disable=None if progress else True, file=sys.stderr,
                dynamic_ncols=True)
@@ -161,18 +197,21 @@ def run(
         """True when every input is available, False if not yet, None if it never will be."""
         for dep in pipeline.upstream(pipeline.step(name), enabled):
             if dep in result.steps:
-                state = result.steps[dep].state
-                if state in ("failed", "blocked"):
+                st = result.steps[dep].state
+                if st in ("failed", "blocked"):
                     return None
-                if state != "done":
+                if st != "done":
                     return False
-            elif not step_complete(run_dir, dep):
+            elif not state.ledger(dep).complete():
                 result.steps[name].message = f"input step {dep} has not completed; run it first"
                 return None
         return True
 
     def finish(name: str) -> None:
         sr = result.steps[name]
+        state.forget(name)
+        if sr.state == "failed":
+            return
         nfail, total = failed_fraction(run_dir, name)
         if total and nfail / total > cfg.run.max_failed_fraction:
             sr.state = "failed"
@@ -182,58 +221,54 @@ def run(
             sr.message = f"{nfail} of {total} items failed" if nfail else ""
         log.info("step %s %s %s", name, sr.state, sr.message)
 
-    def submit(name: str, unit: Unit, force_unit: bool) -> None:
-        if pool is None:
-            try:
-                execute(run_dir, unit, force=force_unit)
-            except Exception as exc:
-                fail(name, exc)
-            else:
-                unit_done(name)
-        else:
-            futures[pool.submit(_worker, str(run_dir), unit, force_unit)] = (name, unit)
-
-    def fail(name: str, exc: BaseException) -> None:
+    def fail(name: str, exc: BaseException, unit: str | None = None) -> None:
         sr = result.steps[name]
         sr.state = "failed"
-        sr.message = f"{type(exc).__name__}: {exc}"
+        where = f" (unit {unit})" if unit else ""
+        sr.message = f"{getattr(exc, 'type_name', type(exc).__name__)}{where}: {getattr(exc, 'message', exc)}"
         log.error("step %s failed: %s", name, sr.message)
 
-    def unit_done(name: str) -> None:
+    def unit_ended(name: str, unit: str, exc: BaseException | None) -> None:
         bar.update(1)
         sr = result.steps[name]
         sr.remaining -= 1
-        if sr.remaining == 0 and sr.state == "running":
+        if isinstance(exc, WorkerDied):
+            rundir.write_crash(run_dir / name, unit, {"unit": unit, "message": str(exc), "time": time.time()})
+            fail(name, exc, unit)
+        elif exc is not None:
+            fail(name, exc, unit)
+        if sr.remaining == 0:
             finish(name)
 
     def start_step(name: str) -> None:
         sr = result.steps[name]
         sr.state = "running"
-        step_dir = run_dir / name
         try:
-            if retry_failed:
-                units, force_units = _retry_units(pipeline, name, run_dir, workers, result)
-            else:
-                current = rundir.params_hash(cfg.step_params(pipeline, name).model_dump())
-                old = rundir.Plan.load(step_dir)
-                if force or (old is not None and old.params_hash != current):
-                    clear_step(run_dir, name)
-                p = plan(run_dir, name, min_shards=4 * workers if workers > 1 else 1)
-                committed = rundir.committed_units(step_dir)
-                units = [Unit(name, i) for i in range(p.n_shards) if rundir.shard_unit(i) not in committed]
-                force_units = False
+            work = plan_step(run_dir, name, cfg, state, force=force, retry_failed=retry_failed,
+                             min_shards=4 * workers if workers > 1 else 1, chunks=workers)
         except Exception as exc:
+            rundir.write_failure(run_dir / name, failure_record(exc))
             fail(name, exc)
             return
-        sr.units = sr.remaining = len(units)
-        bar.total += len(units)
+        sr.work = work
+        sr.units = sr.remaining = len(work.units)
+        if work.units:
+            log.info("%s", work.summary())
+        bar.total += len(work.units)
         bar.refresh()
-        if not units:
+        if not work.units:
             finish(name)
             return
-        sr.retried = retry_failed
-        for unit in units:
-            submit(name, unit, force_units)
+        for u in work.units:
+            if pool is None:
+                try:
+                    execute(run_dir, name, u["unit"], cfg=cfg)
+                except Exception as exc:
+                    unit_ended(name, u["unit"], exc)
+                else:
+                    unit_ended(name, u["unit"], None)
+            else:
+                tickets[pool.submit(_worker, str(run_dir), name, u["unit"])] = (name, u["unit"])
 
     try:
         while True:
@@ -248,47 +283,17 @@ def run(
                 elif ready:
                     bar.set_description(f"{pipeline.name}: {name}")
                     start_step(name)
-            if not futures:
+            if not tickets:
                 if all(s.state != "pending" for s in result.steps.values()):
                     break
                 if not any(s.state == "running" for s in result.steps.values()):
                     continue
-            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-            for fut in done:
-                name, unit = futures.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    fail(name, exc)
-                    bar.update(1)
-                    result.steps[name].remaining -= 1
-                elif result.steps[name].state == "running":
-                    unit_done(name)
+            for ticket, _, exc in pool.wait() if pool is not None else []:
+                name, unit = tickets.pop(ticket)
+                unit_ended(name, unit, exc)
     finally:
         bar.close()
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
+    result.failed_items = sum(failed_fraction(run_dir, n)[0] for n in selected)
     return result
-
-
-def _retry_units(pipeline: Pipeline, name: str, run_dir: Path, workers: int, result: RunResult):
-    """Units that redo the failed items of ``name`` (or all of a whole step whose inputs changed)."""
-    step = pipeline.step(name)
-    step_dir = run_dir / name
-    if rundir.Plan.load(step_dir) is None:
-        raise StepFailed(f"{name}: nothing to retry, the step has never run")
-    upstream_changed = any(
-        result.steps.get(dep) is not None and result.steps[dep].retried
-        for dep in pipeline.upstream(step)
-    )
-    if not isinstance(step, FanOut):
-        failed = [i for i, o in rundir.item_outcomes(step_dir).items() if o == "failed"]
-        if failed or upstream_changed:
-            return [Unit(name, 0)], True
-        return [], False
-    failed = [i for i, o in rundir.item_outcomes(step_dir).items() if o == "failed"]
-    if not failed:
-        return [], False
-    attempt = rundir.next_retry_attempt(step_dir)
-    n_chunks = max(1, min(workers, len(failed)))
-    chunks = [tuple(failed[i::n_chunks]) for i in range(n_chunks)]
-    return [Unit(name, c, attempt, chunk) for c, chunk in enumerate(chunks)], True

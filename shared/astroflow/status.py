@@ -2,7 +2,10 @@
 
 It replaces tec_status.py, ``ls -l *txt`` for zero-length files, ``find | wc`` and reading
 ``parallel --results`` folders: shards done/total, items ok/failed/skipped, missing or
-zero-length outputs, and the first errors with the file each came from.
+zero-length outputs, the first errors with the file each came from, a step that failed as a
+whole (with its file), units whose worker died, and what is *stale*: what the same command
+would recompute, with the reason ("settings.sector changed (33 -> 34)", "input ses_mes changed").
+Nothing is run and no item list is listed again.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from astroflow import config as run_config
-from astroflow import rundir
+from astroflow import deps, rundir
+from astroflow.planner import _units, state_for
 from astroflow.registry import get_pipeline
 
 
@@ -21,56 +25,74 @@ class StepStatus:
     step: str
     doc: str
     enabled: bool
-    state: str  # not started, planned, partial, done, failed-items
+    state: str  # disabled, not started, failed, planned, partial, stale, done with problems, done
+    reason: str = ""
     shards_done: int = 0
     shards_total: int = 0
     items_ok: int = 0
     items_failed: int = 0
     items_skipped: int = 0
+    items_stale: int = 0
     rows: int = 0
     wall_s: float = 0.0
+    cpu_s: float = 0.0
     peak_rss_mb: float = 0.0
     missing_outputs: list[str] = field(default_factory=list)
     empty_outputs: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
+    failure: dict | None = None
+    crashes: list[dict] = field(default_factory=list)
 
 
-def step_status(run_dir: Path, step, enabled: bool, max_errors: int = 5) -> StepStatus:
+def step_status(run_dir: Path, step, enabled: bool, cfg, state: deps.State, max_errors: int = 5) -> StepStatus:
     step_dir = run_dir / step.name
-    st = StepStatus(step.name, step.describe(), enabled, "not started")
-    p = rundir.Plan.load(step_dir)
-    if p is None:
-        if not enabled:
-            st.state = "disabled"
+    st = StepStatus(step.name, step.describe(), enabled, "not started" if enabled else "disabled")
+    failure = rundir.read_failure(step_dir)
+    if failure:
+        st.failure = {k: failure.get(k) for k in ("error_type", "message", "file")}
+    st.crashes = list(rundir.crashes(step_dir).values())
+    ledger = state.ledger(step.name)
+    if ledger.plan is None:
+        if failure:
+            st.state, st.reason = "failed", f"{failure['error_type']}: {failure['message']}"
         return st
-    ms = rundir.manifests(step_dir)
-    committed = {m["unit"] for m in ms}
-    st.shards_total = p.n_shards
-    st.shards_done = sum(rundir.shard_unit(i) in committed for i in range(p.n_shards))
-    outcomes = rundir.item_outcomes(step_dir)
+    plan = ledger.plan
+    st.shards_total = plan.n_shards
+    st.shards_done = sum(s.unit in ledger.units for s in plan.shards)
+    outcomes = ledger.outcomes()
     st.items_ok = sum(v == "ok" for v in outcomes.values())
     st.items_failed = sum(v == "failed" for v in outcomes.values())
     st.items_skipped = sum(v == "skipped" for v in outcomes.values())
-    for m in ms:
+    for m in ledger.active:
         st.rows += m.get("rows", 0)
         st.wall_s += m.get("wall_s", 0.0)
+        st.cpu_s += m.get("cpu_s", 0.0)
         st.peak_rss_mb = max(st.peak_rss_mb, m.get("peak_rss_mb", 0.0))
-        outputs = ([m["part"]] if m.get("part") else []) + m.get("files", [])
-        for rel in outputs:
-            path = (step_dir / rel) if rel == m.get("part") else (run_dir / rel)
+        outputs = [(step_dir / m["part"])] if m.get("part") else []
+        outputs += [run_dir / f for f in m.get("files", ())]
+        for path in outputs:
             if not path.exists():
                 st.missing_outputs.append(str(path.relative_to(run_dir)))
             elif path.stat().st_size == 0:
                 st.empty_outputs.append(str(path.relative_to(run_dir)))
-    failed_now = {k for k, v in outcomes.items() if v == "failed"}
-    seen = set()
-    for err in reversed(rundir.read_errors(step_dir)):
-        if err["item"] in failed_now and err["item"] not in seen:
-            seen.add(err["item"])
-            st.errors.append({k: err[k] for k in ("item", "error_type", "message", "file")})
-    st.errors = sorted(st.errors, key=lambda e: e["item"])[:max_errors]
-    if st.shards_done < st.shards_total:
+    st.errors = sorted(({k: e[k] for k in ("item", "error_type", "message", "file")} for e in ledger.errors()),
+                       key=lambda e: e["item"])[:max_errors]
+    if enabled:
+        phash = rundir.params_hash(cfg.step_params(get_pipeline(cfg.pipeline), step.name).model_dump())
+        st.reason = deps.stale(plan.deps, state, params=phash) or ""
+        if not st.reason:
+            todo = [u for u in _units(ledger, step, state, phash, False, 1, {}, rundir.read_overrides(step_dir), 1)
+                    if u["unit"] in ledger.units or not rundir.is_shard_unit(u["unit"])]
+            st.items_stale = sum(len(u["items"]) for u in todo)
+            st.reason = todo[0]["reason"] if todo else ""
+    if failure:
+        st.state, st.reason = "failed", f"{failure['error_type']}: {failure['message']}"
+    elif st.shards_done < st.shards_total:
         st.state = "partial" if st.shards_done else "planned"
+        if st.crashes:
+            st.reason = st.crashes[0]["message"]
+    elif st.reason:
+        st.state = "stale"
     elif st.items_failed or st.missing_outputs or st.empty_outputs:
         st.state = "done with problems"
     else:
@@ -83,7 +105,13 @@ def collect(run_dir: str | Path) -> dict:
     cfg = run_config.load(run_dir)
     pipeline = get_pipeline(cfg.pipeline)
     enabled = cfg.enabled_steps(pipeline)
-    steps = [step_status(run_dir, pipeline.step(n), n in enabled) for n in pipeline.order()]
+    state = state_for(run_dir, cfg)
+    steps = []
+    for name in pipeline.order():
+        s = step_status(run_dir, pipeline.step(name), name in enabled, cfg, state)
+        if s.state not in ("done", "done with problems", "disabled"):
+            state.changed.add(name)
+        steps.append(s)
     return {
         "run_dir": str(run_dir),
         "pipeline": cfg.pipeline,
@@ -104,12 +132,18 @@ def render_text(status: dict) -> str:
             f"{s['items_skipped']:>8} {s['rows']:>8}"
         )
     for s in status["steps"]:
-        problems = (
-            [f"  missing output: {p}" for p in s["missing_outputs"]]
-            + [f"  zero-length output: {p}" for p in s["empty_outputs"]]
-            + [f"  {e['item']}: {e['error_type']}: {e['message']}" + (f" [{e['file']}]" if e["file"] else "")
-               for e in s["errors"]]
-        )
+        problems = []
+        if s["failure"]:
+            f = s["failure"]
+            problems.append(f"  step failed: {f['error_type']}: {f['message']}" + (f" [{f['file']}]" if f["file"] else ""))
+        elif s["state"] == "stale":
+            what = f"{s['items_stale']} item(s)" if s["items_stale"] else "the step"
+            problems.append(f"  stale ({what}): {s['reason']}")
+        problems += [f"  {c['unit']}: {c['message']}" for c in s["crashes"]]
+        problems += [f"  missing output: {p}" for p in s["missing_outputs"]]
+        problems += [f"  zero-length output: {p}" for p in s["empty_outputs"]]
+        problems += [f"  {e['item']}: {e['error_type']}: {e['message']}" + (f" [{e['file']}]" if e["file"] else "")
+                     for e in s["errors"]]
         if problems:
             lines += ["", f"{s['step']}:"] + problems
     lines += ["", "complete" if status["complete"] else "incomplete"]

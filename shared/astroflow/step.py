@@ -9,26 +9,33 @@ Two shapes cover every runbook step:
 
 Both write one Parquet dataset named after the step (``RUN/<step>/part-*.parquet``).  The
 declaration (inputs, parameters, item key, schema, resources) is all the runner, the Argo
-compiler and the status view need.
+compiler and the status view need.  Everything a step touches goes through its
+:class:`Context`, which records it for the ledger (:mod:`astroflow.deps`): the settings fields
+it reads, the upstream rows, the raw files, the folders it lists, the calibrations it uses.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+
+from astroflow import deps, rundir
+from astroflow.errors import AstroflowError, ItemError
 
 
 class StepParams(BaseModel):
     """Typed parameters of a step, set in the run configuration under ``[steps.<name>]``.
 
     Subclass it per step; ``enabled`` lets optional steps default to off; ``shard_size``
-    overrides a fan-out step's declared items per shard.
+    overrides a fan-out step's declared items per shard (it applies when a plan is cut).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -45,12 +52,36 @@ class Resources:
     memory: str = "2Gi"
 
 
+class _Index:
+    """Rows of one upstream dataset sorted by a key, read once per shard (NumPy, not dicts)."""
+
+    def __init__(self, table: pa.Table, cols: tuple[str, ...]):
+        self.table = table
+        self.cols = cols
+        first = table.column(cols[0]).to_numpy(zero_copy_only=False) if table.num_rows else np.array([])
+        self.order = np.argsort(first, kind="stable")
+        self.first = first[self.order]
+        self.others = [table.column(c).to_numpy(zero_copy_only=False) for c in cols[1:]] if table.num_rows else []
+
+    def find(self, values: tuple) -> np.ndarray:
+        if not len(self.first):
+            return np.array([], dtype=np.int64)
+        lo = np.searchsorted(self.first, values[0], "left")
+        hi = np.searchsorted(self.first, values[0], "right")
+        rows = self.order[lo:hi]
+        for arr, v in zip(self.others, values[1:]):
+            rows = rows[arr[rows] == v]
+        return np.sort(rows)
+
+
 @dataclass
 class Context:
     """What a step function sees: settings, parameters, its shard, and the run directory.
 
-    ``state`` holds whatever the step's ``setup`` hook loaded once for the shard (for example
-    the upstream rows of the shard's items).
+    ``state`` holds whatever the step's ``setup`` hook loaded once for the shard.  Read upstream
+    datasets with :meth:`table` (``where=`` for the rows of some keys), :meth:`lookup` or
+    :meth:`row` (one item's rows, from an index built once per shard); raw files through
+    :meth:`uses` and :meth:`glob`; write products at :meth:`product`.
     """
 
     pipeline: str
@@ -63,19 +94,79 @@ class Context:
     state: Any = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("astroflow"))
     files: list[str] = field(default_factory=list)
-    raw_inputs: list[str] = field(default_factory=list)
+    inputs: tuple[str, ...] | None = None  # declared (and enabled) input datasets; None: any
+    admitted: set[str] | None = None  # a watched run's complete files (None: every file counts)
+    calib_types: Mapping[str, Any] = field(default_factory=dict)  # the pipeline's CalibType per type
+    db_url: str | None = None
+    code_version: str = ""
+    settings_read: set[str] = field(default_factory=set)
+    unit_deps: deps.Recorder = field(default_factory=deps.Recorder)
+    item_deps: deps.Recorder | None = None
+    item_id: str | None = None
+    calibrations_used: dict[str, list[dict]] = field(default_factory=dict)
+    registrations: list[dict] = field(default_factory=list)
+    _ledgers: dict = field(default_factory=dict, repr=False)
+    _indexes: dict = field(default_factory=dict, repr=False)
+    _library: Any = field(default=None, repr=False)
 
-    def table(self, dataset: str, columns: list[str] | None = None, filter=None) -> pa.Table:
-        """Read an upstream step's Parquet dataset (all committed parts)."""
-        from astroflow.rundir import read_dataset
+    def __post_init__(self):
+        if isinstance(self.settings, BaseModel):
+            self.settings = deps.TrackedSettings(self.settings, self.settings_read)
 
-        return read_dataset(self.run_dir / dataset, columns=columns, filter=filter)
+    @property
+    def _deps(self) -> deps.Recorder:
+        return self.item_deps if self.item_deps is not None else self.unit_deps
 
-    def rows(self, dataset: str, columns: list[str] | None = None, filter=None) -> list[dict]:
-        return self.table(dataset, columns=columns, filter=filter).to_pylist()
+    def _ledger(self, dataset: str) -> rundir.Ledger:
+        if self.inputs is not None and dataset not in self.inputs:
+            raise AstroflowError(
+                f"step {self.step} reads dataset {dataset!r} but does not declare it; "
+                f"its inputs are: {', '.join(self.inputs) or 'none'}")
+        if dataset not in self._ledgers:
+            self._ledgers[dataset] = rundir.Ledger(self.run_dir / dataset)
+        return self._ledgers[dataset]
+
+    def has_input(self, dataset: str) -> bool:
+        """True when ``dataset`` is an enabled input of this step and has committed rows."""
+        return (self.inputs is None or dataset in self.inputs) and bool(self._ledger(dataset).parts)
+
+    def table(self, dataset: str, columns: list[str] | None = None, where: dict | None = None) -> pa.Table:
+        """An upstream step's committed rows; ``where`` (column -> value or values) selects some
+        keys, and then only the rows of those keys count as read."""
+        ledger = self._ledger(dataset)
+        if where is None:
+            self.unit_deps.read_whole(dataset, ledger.digest())
+            return ledger.read(columns=columns)
+        cond = {c: deps._as_list(v) for c, v in where.items()}
+        t = ledger.read(columns=columns, where=cond, with_part=True)
+        self._deps.read_where(dataset, [cond], ledger.units_of(t), ledger.digest())
+        return deps.drop_part(t)
+
+    def rows(self, dataset: str, columns: list[str] | None = None, where: dict | None = None) -> list[dict]:
+        return self.table(dataset, columns=columns, where=where).to_pylist()
+
+    def lookup(self, dataset: str, **key) -> pa.Table:
+        """The rows of ``dataset`` whose columns equal ``key`` (``ctx.lookup("calfib",
+        datevobs=dv, ifuslot=slot)``), from an index built on first use in this shard."""
+        cols = tuple(sorted(key))
+        ledger = self._ledger(dataset)
+        if (dataset, cols) not in self._indexes:
+            self._indexes[(dataset, cols)] = _Index(ledger.read(with_part=True), cols)
+        index = self._indexes[(dataset, cols)]
+        t = index.table.take(index.find(tuple(key[c] for c in cols))) if index.table.num_rows else index.table
+        self._deps.read_where(dataset, [{c: [key[c]] for c in cols}], ledger.units_of(t), ledger.digest())
+        return deps.drop_part(t)
+
+    def row(self, dataset: str, **key) -> dict:
+        """The one row of ``dataset`` matching ``key``; a missing or repeated row fails the item."""
+        t = self.lookup(dataset, **key)
+        if t.num_rows != 1:
+            what = ", ".join(f"{k}={v}" for k, v in key.items())
+            raise ItemError(f"upstream step {dataset} has {t.num_rows or 'no'} rows for {what} (expected one)")
+        return t.to_pylist()[0]
 
     def product(self, relpath: str | Path) -> Path:
-        """Path of a product file in the run directory, recorded for the status view.
+        """Path of a product file in the run directory, recorded for the status view and the ledger.
 
         The caller writes it atomically (``astroflow.atomic``); the parent folder is created.
         """
@@ -85,9 +176,66 @@ class Context:
         return path
 
     def uses(self, path: str | Path) -> Path:
-        """Record a raw input file (for the shard's input fingerprint) and return it."""
-        self.raw_inputs.append(str(path))
+        """Record a raw input file (size, mtime, checksum) for the ledger and return it."""
+        self._deps.use_file(path)
         return Path(path)
+
+    def library(self):
+        """The run's calibration library (:class:`astroflow.calib.Library`), opened on first use."""
+        if self._library is None:
+            from astroflow.calib import Library
+
+            self._library = Library.for_run(self.run_dir, self.db_url)
+        return self._library
+
+    def calibration(self, ctype: str, at: datetime, **attributes) -> Path:
+        """The calibration of type ``ctype`` the pipeline's policy picks for an observation at
+        ``at`` with ``attributes``.  The choice and its reason are recorded for the item (in the
+        manifest, the library's uses and the ledger: a bad or a better calibration later makes the
+        item stale); no qualifying one fails the item with every candidate and why it was rejected."""
+        if ctype not in self.calib_types:
+            raise AstroflowError(f"pipeline {self.pipeline} declares no calibration type {ctype!r} "
+                                 f"(declared: {', '.join(self.calib_types) or 'none'})")
+        lib = self.library()
+        choice = lib.select(self.calib_types[ctype], at, attributes)
+        record = choice.as_record()
+        dep = {"type": ctype, "at": record["at"], "attributes": record["attributes"], "id": record["id"],
+               "path": record["path"], "checksum": choice.record.checksum, "revision": lib.revision(ctype)}
+        if dep not in self._deps.calibrations:
+            self._deps.calibrations.append(dep)
+        used = self.calibrations_used.setdefault(self.item_id or self.step, [])
+        if all(u["id"] != record["id"] for u in used):
+            used.append(record)
+        return Path(record["path"])
+
+    def register_calibration(self, ctype: str, relpath: str | Path, dateobs: datetime, attributes: dict, *,
+                             frames=(), is_master: bool = True, good_after: datetime | None = None,
+                             good_until: datetime | None = None) -> Path:
+        """Register a product of this item (a path in the run directory, written by the step) as a
+        calibration; it enters the library when the unit commits, with its provenance."""
+        path = self.product(relpath)
+        self.registrations.append({"type": ctype, "path": str(path.resolve()), "dateobs": dateobs,
+                                   "attributes": dict(attributes), "frames": [str(f) for f in frames],
+                                   "is_master": is_master, "good_after": good_after, "good_until": good_until,
+                                   "item": self.item_id or self.step})
+        return path
+
+    def fits_cards(self) -> list[tuple[str, str, str]]:
+        """Header cards naming the code version and the calibrations the current item used
+        (banzai's ``L1IDBIAS`` style): ``PIPEVER`` and ``CAL<TYPE>`` = file name."""
+        cards = [("PIPEVER", self.code_version, "astroflow code version")]
+        for rec in self.calibrations_used.get(self.item_id or self.step, []):
+            key = "CAL" + "".join(c for c in rec["type"].upper() if c.isalnum())[:5]
+            cards.append((key, Path(rec["path"]).name[:68], f"calibration {rec['type']} id {rec['id']}"))
+        return cards
+
+    def glob(self, root: str | Path, pattern: str) -> list[Path]:
+        """Files under ``root`` matching ``pattern`` (``**`` recursive), sorted; the listing is
+        recorded, so a file that arrives later makes the item list stale.  In a watched run only
+        the files admitted as complete are seen."""
+        found = deps.glob(root, pattern, self.admitted)
+        self._deps.listing(str(Path(root).absolute()), pattern, [str(p) for p in found])
+        return found
 
 
 @dataclass(frozen=True)
@@ -98,6 +246,7 @@ class StepBase:
     schema: pa.Schema | None = None
     resources: Resources = Resources()
     optional_inputs: tuple[str, ...] = ()
+    timeout_s: float | None = None  # per item; a timed-out item fails with ItemTimeout
     doc: str = ""
 
     @property
@@ -114,6 +263,9 @@ class Step(StepBase):
     """A step run once per run: ``run(ctx) -> rows``."""
 
     run: Callable[[Context], Iterable[dict] | pa.Table | None] | None = None
+
+    def item_id(self, item: dict) -> str:
+        return self.name
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""``astroflow elixer run|merge|merge-unique|recover|prep-recover|report-db|count``: runbook step 18.
+"""``astroflow elixer merge|merge-unique|recover|prep-recover|report-db|count``: runbook step 18.
 
-    astroflow elixer run --detections FILE --out RUN [--detectids LIST] [--workers N] [--mini] [--nei]
+    astroflow run elixer --detections FILE --out RUN [--detectids LIST] [--workers N] [--mini] [--nei]
+                                                          # (or astroflow elixer run ...): 18.1-18.3
     astroflow elixer merge --run RUN                      # 18.3 (re)join the shard parts -> RUN/elixer_cat.h5
     astroflow elixer merge --out OUT.h5 A.h5 B.h5 ...     # join elixer_cat.h5 files (dispatch_*/...)
     astroflow elixer merge-unique OUT.h5,A.h5,B.h5        # 18.6 one row per detectid, the newest
     astroflow elixer count RUN [--json]                   # 18.4 expected vs present reports per type
     astroflow elixer prep-recover --out RUN [--yes]       # 18.4 clear failed / incomplete reports
     astroflow elixer recover --out RUN [--workers N]      # 18.4 rebuild only the missing reports
+                                                          # (astroflow redo RUN classify --items ...)
     astroflow elixer report-db --reports DIR --out DIR    # 18.5 SQLite report databases
 
 Exit codes: 0 done (counts match), 1 finished with missing reports or failed items, 2 usage error.
@@ -32,63 +34,6 @@ def _print_counts(rows) -> None:
     print(f"{'type':<6}{'expected':>10}{'present':>10}{'missing':>10}")
     for r in rows:
         print(f"{r['type']:<6}{r['expected']:>10}{r['whole']:>10}{r['missing']:>10}")
-
-
-def _run_pipeline(run_dir: Path, cfg, progress: bool = True) -> int:
-    from astroflow import runner
-    from astroflow.report import write_report
-    from steps.elixer.count import report_counts
-    from steps.elixer.pipeline import ELIXER
-    from steps.elixer.settings import ElixerSettings
-
-    result = runner.run(ELIXER, cfg, run_dir, progress=progress)
-    for s in result.steps.values():
-        if s.state != "done" or s.message:
-            print(f"step {s.name}: {s.state} {s.message}", file=sys.stderr)
-    rows = report_counts(run_dir, ElixerSettings.model_validate(cfg.settings).report_types())
-    _print_counts(rows)
-    try:
-        write_report(run_dir)
-    except Exception as exc:  # the HTML report is a convenience, never a failure
-        print(f"(run report not written: {exc})", file=sys.stderr)
-    print(f"catalogue: {run_dir / 'elixer_cat.h5'}")
-    return 0 if result.ok and all(r["missing"] == 0 for r in rows) else 1
-
-
-def run(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="astroflow elixer run", description="ELiXer on a HETDEX detections file (runbook 18.1-18.3).")
-    p.add_argument("--detections", type=Path, required=True, help="detections HDF5 (hetdex_api layout)")
-    p.add_argument("--out", "--run-dir", dest="out", type=Path, required=True, help="run directory")
-    p.add_argument("--detectids", type=Path, help="one-column file of detectids (default: all)")
-    p.add_argument("--workers", type=int, help="parallel processes (default: the core count)")
-    p.add_argument("--config", type=Path, help="run configuration (TOML/YAML), e.g. [settings.priors]")
-    for k in KINDS:
-        p.add_argument(f"--{k}", action=argparse.BooleanOptionalAction, default=None, help=f"write {k} reports")
-    p.add_argument("--neighborhood", type=float, help="neighbourhood radius (arcsec)")
-    p.add_argument("--ffsky", action="store_true", default=None, help="use full-field sky-subtracted spectra")
-    p.add_argument("--shard-size", type=int, help="detections per shard (default 200)")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    if not a.detections.is_file():
-        return _err(f"{a.detections}: no such detections file")
-    from astroflow import config as run_config
-    from astroflow.errors import AstroflowError
-    from steps.elixer.pipeline import ELIXER
-
-    settings = {"detections": str(a.detections.resolve())}
-    if a.detectids:
-        settings["detectids"] = str(a.detectids.resolve())
-    for k in (*KINDS, "neighborhood", "ffsky"):
-        if getattr(a, k) is not None:
-            settings[k] = getattr(a, k)
-    try:
-        file_data = run_config.read_config_file(a.config) if a.config else {}
-        steps = {"classify": {"shard_size": a.shard_size}} if a.shard_size else {}
-        cfg = run_config.resolve(ELIXER, file_data, settings=settings,
-                                 runner={"workers": a.workers} if a.workers else {}, steps=steps)
-    except AstroflowError as exc:
-        return _err(str(exc))
-    return _run_pipeline(a.out, cfg, progress=not a.no_progress)
 
 
 def merge(argv: list[str]) -> int:
@@ -218,44 +163,36 @@ def recover(argv: list[str]) -> int:
     p.add_argument("--check", action="store_true", help="only print the counts")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    from astroflow import rundir
-    from astroflow.runner import clear_step
+    from astroflow import redo, rundir
+    from astroflow.cli import _run_and_report
     from steps.elixer.count import expected_ids
+    from steps.elixer.pipeline import ELIXER
     from steps.elixer.reportfiles import counts as report_counts
+    from steps.elixer.reportfiles import is_whole, scan
 
     try:
         cfg, s = _load_run(a.out)
     except Exception as exc:
         return _err(str(exc))
     ids = expected_ids(a.out)
-    rows = report_counts(ids, a.out / "reports", s.report_types())
     if a.check:
+        rows = report_counts(ids, a.out / "reports", s.report_types())
         _print_counts(rows)
         return 0 if all(r["missing"] == 0 for r in rows) else 1
-    from steps.elixer.reportfiles import is_whole, scan
-
     found = scan(a.out / "reports")
     todo = {d for d in ids for k in s.report_types() if d not in found[k] or not is_whole(found[k][d])}
     todo |= _failed_items(a.out)
-    step_dir = a.out / "classify"
-    plan = rundir.Plan.load(step_dir)
-    redo = set()
-    retries = [u for u in rundir.committed_units(step_dir) if u.startswith("r")]
-    for i in range(plan.n_shards if plan else 0):
-        shard_ids = {int(it["detectid"]) for it in plan.shard_items(i)}
-        if shard_ids & todo or retries:
-            redo.add(i)
-    # un-commit those shards (and any retry chunks), inside the run directory only
-    for unit in [rundir.shard_unit(i) for i in sorted(redo)] + retries:
-        for f in (step_dir / rundir.MANIFESTS / f"{unit}.json", step_dir / rundir.ERRORS / f"{unit}.parquet",
-                  step_dir / rundir.part_name(unit)):
-            f.unlink(missing_ok=True)
-    for downstream in ("merge", "count", "report_db"):
-        clear_step(a.out, downstream)
-    print(f"recover: {len(todo)} detection(s) with missing or failed reports in {len(redo)} shard(s)", file=sys.stderr)
+    committed = set(rundir.Ledger(a.out / "classify").latest)
+    again = sorted(str(d) for d in todo if str(d) in committed)  # the rest are in shards never committed
+    if again:
+        redo.request(a.out, "classify", again)
+    print(f"recover: {len(todo)} detection(s) with missing or failed reports", file=sys.stderr)
     if a.workers:
         cfg.run.workers = a.workers
-    return _run_pipeline(a.out, cfg, progress=not a.no_progress)
+    rc = _run_and_report(ELIXER, cfg, a.out, progress=not a.no_progress)
+    rows = report_counts(expected_ids(a.out), a.out / "reports", s.report_types())
+    _print_counts(rows)
+    return rc if rc else (0 if all(r["missing"] == 0 for r in rows) else 1)
 
 
 def report_db(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ SCHEMA = pa.schema([("type", pa.string()), ("expected", pa.int64()), ("present",
 
 def expected_ids(run_dir) -> list[int]:
     plan = rundir.Plan.load(run_dir / "classify")
-    return [int(it["detectid"]) for it in plan.items] if plan else []
+    return [int(it["detectid"]) for s in plan.shards for it in s.items] if plan else []
 
 
 def report_counts(run_dir, kinds) -> list[dict]:

@@ -19,6 +19,7 @@ from steps.elixer.count import count
 from steps.elixer.merge import merge
 from steps.elixer.report_db import report_db
 from steps.elixer.settings import ElixerSettings
+from steps.elixer.tools import TOOLS
 
 
 class ElixerSimulation(BaseModel):
@@ -57,6 +58,7 @@ ELIXER = Pipeline(
     simulate=simulate,
     simulate_options=ElixerSimulation,
     report=report,
+    tools=TOOLS,
     doc=__doc__.splitlines()[0],
     steps=[
         classify,   # 18.1-18.2  detectids -> classification + reports (fan-out by detectid)

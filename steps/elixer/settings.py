@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, FilePath
 
 from astroflow.pipeline import Settings
 from steps.elixer.science.priors import ClassifierPriors
@@ -17,8 +17,8 @@ REPORT_TYPES = {"png": ".png", "pdf": ".pdf", "nei": "_nei.png", "mini": "_mini.
 
 
 class ElixerSettings(Settings):
-    detections: Path = Field(description="HETDEX detections HDF5 file (hetdex_api layout: /Detections, /Spectra, /Fibers)")
-    detectids: Path | None = Field(None, description="one-column file of detectids to run (default: every detection)")
+    detections: FilePath = Field(description="HETDEX detections HDF5 file (hetdex_api layout: /Detections, /Spectra, /Fibers)")
+    detectids: FilePath | None = Field(None, description="one-column file of detectids to run (default: every detection)")
     png: bool = Field(True, description="write {detectid}.png reports")
     pdf: bool = Field(True, description="write {detectid}.pdf reports")
     mini: bool = Field(False, description="write {detectid}_mini.png reports (--mini)")

@@ -35,7 +35,7 @@ def shots(ctx) -> list[dict]:
 
 def shot_fibers(ctx, datevobs: str, names=("RECT_SUB", "RECT_ERR")) -> tuple[list[dict], dict]:
     """Per-fiber metadata (nominal focal positions) and the stacked arrays of a shot's amps."""
-    rows = sorted((r for r in ctx.rows("sci_reduce") if r["datevobs"] == datevobs), key=lambda r: (r["expnum"], r["multiframe"]))
+    rows = sorted(ctx.lookup("sci_reduce", datevobs=datevobs).to_pylist(), key=lambda r: (r["expnum"], r["multiframe"]))
     fplane = read_fplane(ctx.settings.fplane)
     meta, arrays = [], {n.lower(): [] for n in names}
     for r in rows:
@@ -61,7 +61,7 @@ def band_flux(sub: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def pointing(ctx, datevobs: str) -> dict:
     date, obs = datevobs.split("v")
-    inv = [r for r in ctx.rows("inventory", columns=["date", "obs", "kind", "ra", "dec", "pa"]) if r["date"] == date and r["obs"] == int(obs) and r["kind"] == "sci"]
+    inv = ctx.lookup("inventory", date=date, obs=int(obs), kind="sci").to_pylist()
     return {"ra": inv[0]["ra"], "dec": inv[0]["dec"], "pa": inv[0]["pa"]}
 
 

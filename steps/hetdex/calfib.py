@@ -34,13 +34,13 @@ def ifus(ctx) -> list[dict]:
 
 def calfib_one(ctx, item) -> dict:
     dv, slot = item["datevobs"], item["ifuslot"]
-    tp = next(r for r in ctx.rows("throughput") if r["datevobs"] == dv)
-    ast = next(r for r in ctx.rows("astrometry") if r["datevobs"] == dv)
+    tp = ctx.row("throughput", datevobs=dv)
+    ast = ctx.row("astrometry", datevobs=dv)
     response = np.asarray(tp["rat_poly"], float)
     ctab = pq.read_table(ctx.run_dir / ast["fibers_path"]).to_pylist()
     coords = {(c["expnum"], c["multiframe"], c["fibnum"]): c for c in ctab}
-    ff = {(r["expnum"], r["multiframe"]): r for r in ctx.rows("full_sky") if r["datevobs"] == dv}
-    rows = sorted((r for r in ctx.rows("sci_reduce") if r["datevobs"] == dv and r["ifuslot"] == slot),
+    ff = {(r["expnum"], r["multiframe"]): r for r in ctx.lookup("full_sky", datevobs=dv).to_pylist()}
+    rows = sorted(ctx.lookup("sci_reduce", datevobs=dv, ifuslot=slot).to_pylist(),
                   key=lambda r: (r["expnum"], r["multiframe"]))
     out = {k: [] for k in FIELDS}
     meta = {k: [] for k in ("expnum", "multiframe", "fibnum", "ra", "dec", "ifux", "ifuy", "fpx", "fpy", "amp")}

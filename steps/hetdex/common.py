@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
 from astropy.io import fits
 
 from astroflow.atomic import atomic_path
@@ -23,11 +22,8 @@ def frames(ctx, **where) -> list[dict]:
     """Inventory rows (one per amplifier frame) matching ``where`` (column == value, or in a
     list); specid and ifuid are the configured swaps' (``ifu_swaps``), not the headers'."""
     wanted = {k: list(v) if isinstance(v, (list, tuple, set)) else [v] for k, v in where.items()}
-    flt = None
-    for k, v in wanted.items():
-        if k not in ("specid", "ifuid"):  # those are compared after the swaps
-            flt = pc.field(k).isin(v) if flt is None else flt & pc.field(k).isin(v)
-    rows = ctx.rows("inventory", filter=flt)
+    where = {k: v for k, v in wanted.items() if k not in ("specid", "ifuid")}  # those after the swaps
+    rows = ctx.rows("inventory", where=where or None)
     for r in rows:
         r["specid"], r["ifuid"] = ctx.settings.mapping(r["ifuslot"], r["date"], r["specid"], r["ifuid"])
     rows = [r for r in rows if all(r[k] in wanted[k] for k in ("specid", "ifuid") if k in wanted)]
@@ -62,7 +58,7 @@ def bkg_name(specid: str, amp: str) -> str:
 
 def load_master_bias(ctx, row: dict) -> tuple[np.ndarray, np.ndarray, float]:
     """(smoothed master bias, trap mask, read noise ADU) for a frame's night, controller and amp."""
-    path = library.find(ctx.run_dir, ctx.settings, "lib_mbias", row["date"], mbias_name(row["specid"], row["contid"], row["amp"]))
+    path = ctx.calibration("bias", library.night(row["date"]), specid=row["specid"], contid=row["contid"], amp=row["amp"])
     with fits.open(path) as h:
         mb = h[0].data.astype(np.float32)
         mask = h["TRAPMASK"].data.astype(bool)
@@ -72,7 +68,7 @@ def load_master_bias(ctx, row: dict) -> tuple[np.ndarray, np.ndarray, float]:
 
 def load_pixel_flat(ctx, row: dict) -> np.ndarray | None:
     try:
-        path = library.find(ctx.run_dir, ctx.settings, "lib_pflat", row["date"], pflat_name(row["specid"], row["amp"]), monthly=False)
+        path = ctx.calibration("pixflat", library.night(row["date"]), specid=row["specid"], amp=row["amp"])
     except ItemError:
         return None
     return fits.getdata(path).astype(np.float32)

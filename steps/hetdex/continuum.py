@@ -36,10 +36,10 @@ MID = (RECT_WAVE > 4200) & (RECT_WAVE < 5200)
 
 
 def continuum_one(ctx, item) -> list[dict]:
-    row = next(r for r in ctx.rows("calfib") if r["datevobs"] == item["datevobs"] and r["ifuslot"] == item["ifuslot"])
+    row = ctx.row("calfib", datevobs=item["datevobs"], ifuslot=item["ifuslot"])
     d = load(ctx.run_dir, row["path"])
-    fwhm = next(r["fwhm"] for r in ctx.rows("throughput") if r["datevobs"] == item["datevobs"])
-    ast = next(r for r in ctx.rows("astrometry") if r["datevobs"] == item["datevobs"])
+    fwhm = ctx.row("throughput", datevobs=item["datevobs"])["fwhm"]
+    ast = ctx.row("astrometry", datevobs=item["datevobs"])
     fx, fy = d["fpx"].astype(float), d["fpy"].astype(float)
     counts = d["calfib_counts"]
     bright = (np.median(counts[:, BLUE], axis=1) > ctx.settings.continuum_counts) | \

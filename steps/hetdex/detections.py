@@ -50,8 +50,8 @@ def shot_ifus(ctx) -> list[dict]:
 
 
 def _inputs(ctx, item):
-    row = next(r for r in ctx.rows("calfib") if r["datevobs"] == item["datevobs"] and r["ifuslot"] == item["ifuslot"])
-    fwhm = next(r["fwhm"] for r in ctx.rows("throughput") if r["datevobs"] == item["datevobs"])
+    row = ctx.row("calfib", datevobs=item["datevobs"], ifuslot=item["ifuslot"])
+    fwhm = ctx.row("throughput", datevobs=item["datevobs"])["fwhm"]
     return load(ctx.run_dir, row["path"]), fwhm
 
 
@@ -78,8 +78,8 @@ detect_search = FanOut(
 
 def refine_one(ctx, item) -> list[dict]:
     d, fwhm = _inputs(ctx, item)
-    ast = next(r for r in ctx.rows("astrometry") if r["datevobs"] == item["datevobs"])
-    cands = [c for c in ctx.rows("detect_search") if c["datevobs"] == item["datevobs"] and c["ifuslot"] == item["ifuslot"]]
+    ast = ctx.row("astrometry", datevobs=item["datevobs"])
+    cands = ctx.lookup("detect_search", datevobs=item["datevobs"], ifuslot=item["ifuslot"]).to_pylist()
     fx, fy = d["fpx"].astype(float), d["fpy"].astype(float)
     i4600 = int(np.argmin(np.abs(RECT_WAVE - 4600)))
     kept = []

@@ -51,7 +51,7 @@ def best_offset(local: np.ndarray, sky: np.ndarray, factor: float) -> float:
 
 
 def full_sky_one(ctx, item) -> list[dict]:
-    rows = [r for r in ctx.rows("sci_reduce") if r["datevobs"] == item["datevobs"] and r["expnum"] == item["expnum"]]
+    rows = ctx.lookup("sci_reduce", datevobs=item["datevobs"], expnum=item["expnum"]).to_pylist()
     amps = []
     for r in sorted(rows, key=lambda r: r["multiframe"]):
         m = read_multi(ctx.run_dir, r["path"], ("RECT_FLAT", "RECT_SKY"))

@@ -1,41 +1,47 @@
-"""Calibration libraries as products of the run, found by date.
+"""HETDEX calibrations: where the runbook keeps them, and how a frame finds its own.
 
-``RUN/lib_calib/lib_mbias/{YYYYMM}/masterbias_{specid}_{contid}_{amp}.fits`` (runbook 4),
-``lib_pflat/pixelflat_cam{specid}_{amp}.fits`` (Chenxu's flats), ``lib_bkg/{YYYYMM}/...``
-(runbook 5), ``lib_cal/{YYYYMM}/cal_{ifuslot}_{specid}_{amp}.fits`` (runbook 6),
-``lib_res/{YYYYMM}/res_{ifuslot}_{specid}_{amp}.fits`` (runbook 14_b-d).  A lookup for
-a night takes the night's month, else the nearest earlier month of the run, else the same in the
-configured ``calib_library`` of an earlier run.
+The products keep the runbook's layout: ``RUN/lib_calib/lib_mbias/{YYYYMM}/masterbias_{specid}_
+{contid}_{amp}.fits`` (runbook 4), ``lib_pflat/pixelflat_cam{specid}_{amp}.fits`` (Chenxu's flats),
+``lib_bkg/{YYYYMM}/bkg_{specid}_{amp}.fits`` (runbook 5), ``lib_cal/{YYYYMM}/cal_{ifuslot}_
+{specid}_{amp}.fits`` (runbook 6), ``lib_res/{YYYYMM}/...`` (runbook 14_b-d).  Each master is
+registered in the calibration library (:mod:`astroflow.calib`) as its unit commits, dated by its
+month (the first night), and a frame finds its own through the policies below: the month's, else
+the nearest earlier month within two months, else an older one recorded as a fallback; never a
+later month.  The original looked in the run's own months first and so returned a *later* month
+of the same run before the right month of an earlier run (against its own docstring).
+
+Runs share calibrations by sharing one library: ``[run] db_url`` (a site's PostgreSQL, or an
+earlier run's ``calibrations.db``) replaces the ``calib_library`` folder setting, and every
+reduced frame records which master it used (``astroflow calib explain RUN sci_reduce:...``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
-from astroflow.errors import ItemError
+from astroflow.calib import CalibType
 
 LIB = "lib_calib"
+MONTHLY = {"select": "before", "lookback_days": 62, "fallback": True}
+
+CALIBRATIONS = {
+    "bias": CalibType("bias", match=("specid", "contid", "amp"), **MONTHLY),
+    "pixflat": CalibType("pixflat", match=("specid", "amp")),  # the nearest in time, whatever the month
+    "bkg": CalibType("bkg", match=("specid", "amp"), **MONTHLY),
+    "twical": CalibType("twical", match=("ifuslot", "specid", "amp"), **MONTHLY),
+}
 
 
 def rel(kind: str, month: str | None, name: str) -> Path:
     return Path(LIB) / kind / month / name if month else Path(LIB) / kind / name
 
 
-def find(run_dir: Path, settings, kind: str, date: str, name: str, monthly: bool = True) -> Path:
-    roots = [Path(run_dir) / LIB]
-    if settings.calib_library is not None:
-        roots.append(Path(settings.calib_library))
-    want = date[:6]
-    for root in roots:
-        base = root / kind
-        if not monthly:
-            if (base / name).exists():
-                return base / name
-            continue
-        months = sorted((p.name for p in base.glob("[0-9]" * 6) if (p / name).exists()), reverse=True)
-        for m in months:
-            if m <= want:
-                return base / m / name
-        if months:
-            return base / months[-1] / name
-    raise ItemError(f"no {kind} calibration {name} for {date} in {' or '.join(map(str, roots))}")
+def month_start(month: str) -> datetime:
+    """The observation date a monthly master is registered with: its first day (UTC)."""
+    return datetime.strptime(month, "%Y%m").replace(tzinfo=timezone.utc)
+
+
+def night(date: str) -> datetime:
+    """The time a frame of night ``YYYYMMDD`` looks its calibrations up at."""
+    return datetime.strptime(date, "%Y%m%d").replace(hour=12, tzinfo=timezone.utc)

@@ -54,12 +54,13 @@ def master_bias_one(ctx, item) -> dict:
     rows = [r for r in frames(ctx, kind="zro", amp=item["amp"], contid=item["contid"], specid=item["specid"])
             if r["date"][:6] == item["month"]]
     p = ctx.params
-    kept, rejected = [], 0
+    kept, rejected, members = [], 0, []
     for r in rows:
         f = ccd.trim(read_frame(ctx.uses(r["tar"]), r["member"]))
         s = ccd.frame_scale(f)
         if p.min_scale <= s <= p.max_scale:
             kept.append(f)
+            members.append(r["member"])
         else:
             rejected += 1
             ctx.log.info("zero %s rejected: scale %.2f", r["member"], s)
@@ -78,7 +79,9 @@ def master_bias_one(ctx, item) -> dict:
     head["NFRAMES"], head["RDNOISE"], head["BIASLEV"] = len(kept), rn, level
     name = mbias_name(item["specid"], item["contid"], item["amp"])
     rel = library.rel("lib_mbias", item["month"], name)
-    write_fits(ctx.product(rel), [fits.PrimaryHDU(mb, head), fits.ImageHDU(mask, name="TRAPMASK")])
+    path = ctx.register_calibration("bias", rel, library.month_start(item["month"]),
+                                    {k: item[k] for k in ("specid", "contid", "amp")}, frames=members)
+    write_fits(path, [fits.PrimaryHDU(mb, head), fits.ImageHDU(mask, name="TRAPMASK")])
     if traps:
         text = "".join(f"{item['specid']} {item['contid']} {item['amp']} {t['column'] + 1} {t['mask_from'] + 1} {t['n_hits']}\n"
                        for t in traps)

@@ -27,8 +27,8 @@ def shots(ctx) -> list[dict]:
 
 def cutouts_one(ctx, item) -> dict:
     dv = item["datevobs"]
-    dets = sorted((d for d in ctx.rows("detections") if d["datevobs"] == dv), key=lambda d: d["detectid"])
-    cal = {r["ifuslot"]: load(ctx.run_dir, r["path"]) for r in ctx.rows("calfib") if r["datevobs"] == dv}
+    dets = sorted(ctx.lookup("detections", datevobs=dv).to_pylist(), key=lambda d: d["detectid"])
+    cal = {r["ifuslot"]: load(ctx.run_dir, r["path"]) for r in ctx.lookup("calfib", datevobs=dv).to_pylist()}
     n = len(dets)
     im = np.zeros((n, DY, 2 * DX + 1), np.float32)
     er = np.zeros_like(im)

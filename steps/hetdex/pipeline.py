@@ -15,6 +15,7 @@ from astroflow.pipeline import Pipeline
 from astroflow.step import Step
 from steps.hetdex.background import background
 from steps.hetdex.inventory import inventory
+from steps.hetdex.library import CALIBRATIONS
 from steps.hetdex.master_bias import master_bias
 from steps.hetdex.pixel_flat import bad_pixels, pixel_flat
 from steps.hetdex.settings import HetdexSettings
@@ -69,6 +70,7 @@ HETDEX = Pipeline(
     settings=HetdexSettings,
     simulate=simulate,
     simulate_options=HetdexSimulation,
+    calibrations=CALIBRATIONS,
     doc=__doc__.splitlines()[0],
     steps=[
         inventory,       # 1-2   tar lists and header table (fan-out by tar)

@@ -45,7 +45,9 @@ def pixel_flat_one(ctx, item) -> dict:
     rel = library.rel("lib_pflat", None, pflat_name(item["specid"], item["amp"]))
     head = fits.Header()
     head["SPECID"], head["AMP"], head["NFRAMES"] = item["specid"], item["amp"], len(rows)
-    write_fits(ctx.product(rel), [fits.PrimaryHDU(pf, head)])
+    path = ctx.register_calibration("pixflat", rel, library.night(rows[0]["date"]),
+                                    {"specid": item["specid"], "amp": item["amp"]}, frames=[r["member"] for r in rows])
+    write_fits(path, [fits.PrimaryHDU(pf, head)])
     return {**item, "n_frames": len(rows), "n_bad_pixels": int((pf == 0).sum()), "boxes": [list(b) for b in boxes],
             "path": str(rel)}
 

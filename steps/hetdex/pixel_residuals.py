@@ -59,8 +59,9 @@ def combine_residuals(subs: list[np.ndarray], errs: list[np.ndarray]) -> np.ndar
 def residuals_one(ctx, item) -> dict:
     with fits.open(ctx.run_dir / item["path"]) as h:
         flat = twilight_flat(h["TWI_RECT"].data, h["FIBER_TO_FIBER"].data, h["TWI_LEVEL"].data)
-    exposures = [r for r in ctx.rows("sci_reduce", columns=["datevobs", "ifuslot", "amp", "path"])
-                 if r["datevobs"][:6] == item["month"] and r["ifuslot"] == item["ifuslot"] and r["amp"] == item["amp"]]
+    exposures = [r for r in ctx.rows("sci_reduce", columns=["datevobs", "ifuslot", "amp", "path"],
+                                     where={"ifuslot": item["ifuslot"], "amp": item["amp"]})
+                 if r["datevobs"][:6] == item["month"]]
     multis = [read_multi(ctx.run_dir, r["path"], ("RECT_SUB", "RECT_ERR", "CHI2")) for r in exposures]
     shape_rect, shape_native = flat.shape, (flat.shape[0], NX_ACTIVE)
     if multis:

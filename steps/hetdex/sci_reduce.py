@@ -21,7 +21,7 @@ from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.hetdex import library
 from steps.hetdex.background import model_for
-from steps.hetdex.common import bkg_name, cal_name, frames, load_pixel_flat, multiframe, processed, write_fits
+from steps.hetdex.common import frames, load_pixel_flat, multiframe, processed, write_fits
 from steps.hetdex.science import ccd, spectra
 from steps.hetdex.science.instrument import RECT_WAVE
 
@@ -50,11 +50,11 @@ def amp_exposures(ctx) -> list[dict]:
 
 
 def load_cal(ctx, row: dict) -> dict:
-    path = library.find(ctx.run_dir, ctx.settings, "lib_cal", row["date"], cal_name(row["ifuslot"], row["specid"], row["amp"]))
+    path = ctx.calibration("twical", library.night(row["date"]), ifuslot=row["ifuslot"], specid=row["specid"], amp=row["amp"])
     with fits.open(path) as h:
         cal = {k.lower(): h[k].data for k in ("TRACE", "SIGMA", "WAVELENGTH", "FIBER_TO_FIBER")}
         month = h[0].header["MONTH"]
-    a2a = [r["a2a"] for r in ctx.rows("amp_to_amp") if r["month"] == month and r["ifuslot"] == row["ifuslot"] and r["amp"] == row["amp"]]
+    a2a = ctx.lookup("amp_to_amp", month=month, ifuslot=row["ifuslot"], amp=row["amp"]).column("a2a").to_pylist()
     cal["a2a"] = a2a[0] if a2a else 1.0
     return cal
 
@@ -69,7 +69,7 @@ def reduce_amp(ctx, item) -> dict:
     img, var = processed(ctx, row, pflat=load_pixel_flat(ctx, row))
     level = ccd.frame_level(img)
     try:
-        bkg = library.find(ctx.run_dir, ctx.settings, "lib_bkg", date, bkg_name(row["specid"], row["amp"]))
+        bkg = ctx.calibration("bkg", library.night(date), specid=row["specid"], amp=row["amp"])
         img = img - model_for(bkg, level)
     except ItemError:
         ctx.log.warning("no background model for %s", item)
@@ -90,6 +90,8 @@ def reduce_amp(ctx, item) -> dict:
     for k in ("date", "obs", "exp", "ifuslot", "specid", "ifuid", "contid", "amp", "exptime", "mjd", "gain"):
         head[k.upper()[:8]] = row[k]
     head["LEVEL"], head["A2A"] = level, cal["a2a"]
+    for card in ctx.fits_cards():  # code version and the calibrations used
+        head[card[0]] = card[1:]
     n_cosmics = int(ndimage.label(ex["cosmics"], structure=np.ones((3, 3)))[1])
     head["NCOSMIC"] = (n_cosmics, "cosmic-ray hits masked in the extraction")
     rel = f"reduction/{item['datevobs']}/exp{item['expnum']:02d}/{mf}.fits"

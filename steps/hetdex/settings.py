@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from astroflow.pipeline import Settings
+from astroflow.pipeline import DataRoot, Settings
 
 
 class IfuSwap(BaseModel):
@@ -26,13 +26,12 @@ class IfuSwap(BaseModel):
 
 
 class HetdexSettings(Settings):
-    data_root: Path = Field(description="raw VIRUS data: {date}/virus/virus{obs:07d}*.tar")
+    data_root: DataRoot = Field(description="raw VIRUS data: {date}/virus/virus{obs:07d}*.tar")
     months: list[str] = Field(default_factory=list, description="calibration months YYYYMM (empty: every month found)")
     shots: list[str] = Field(default_factory=list, description="science shots DATEvOBS to reduce (empty: all found)")
     star_catalog: Path | None = Field(None, description="CSV star_ID,ra,dec,u,g,r,i,z of field stars (astrometry, throughput)")
     fplane: Path | None = Field(None, description="fplane table (ifuslot fpx fpy specid specslot ifuid ifurot platesc)")
     ifu_swaps: list[IfuSwap] = Field(default_factory=list, description="IFU-to-spectrograph swaps overriding headers")
-    calib_library: Path | None = Field(None, description="an earlier run's lib_calib to use for months this run does not build")
     release: str = Field("hdr5", description="release name of the H5 files (survey_{release}.h5 ...)")
     detectid_base: int | None = Field(None, description="first line detectid (default: release number x 1e9)")
     fwhm_guess: float = Field(1.7, description="PSF FWHM (arcsec) before the star fit", gt=0.5, lt=5)

@@ -36,13 +36,13 @@ def shots(ctx) -> list[dict]:
 
 def shot_row(ctx, dv: str, red: list[dict]) -> dict:
     date, obs = dv.split("v")
-    inv = [r for r in ctx.rows("inventory") if r["date"] == date and r["obs"] == int(obs) and r["kind"] == "sci"]
+    inv = ctx.lookup("inventory", date=date, obs=int(obs), kind="sci").to_pylist()
     by_exp = {}
     for r in inv:
         by_exp.setdefault(r["exp"], r)
     exps = sorted(by_exp)[:3]
-    ast = next(r for r in ctx.rows("astrometry") if r["datevobs"] == dv)
-    tp = next(r for r in ctx.rows("throughput") if r["datevobs"] == dv)
+    ast = ctx.row("astrometry", datevobs=dv)
+    tp = ctx.row("throughput", datevobs=dv)
     first = by_exp[exps[0]]
     pad = lambda v: (list(v) + [0] * 3)[:3]  # noqa: E731
     objid = first["object"][:18] or "DEX"
@@ -66,10 +66,10 @@ def write_shot(ctx, item) -> dict:
     dv = item["datevobs"]
     date, obs = dv.split("v")
     shotid = int(date) * 1000 + int(obs)
-    red = sorted((r for r in ctx.rows("sci_reduce") if r["datevobs"] == dv), key=lambda r: (r["expnum"], r["multiframe"]))
-    cal = {r["ifuslot"]: load(ctx.run_dir, r["path"]) for r in ctx.rows("calfib") if r["datevobs"] == dv}
-    ast = next(r for r in ctx.rows("astrometry") if r["datevobs"] == dv)
-    tp = next(r for r in ctx.rows("throughput") if r["datevobs"] == dv)
+    red = sorted(ctx.lookup("sci_reduce", datevobs=dv).to_pylist(), key=lambda r: (r["expnum"], r["multiframe"]))
+    cal = {r["ifuslot"]: load(ctx.run_dir, r["path"]) for r in ctx.lookup("calfib", datevobs=dv).to_pylist()}
+    ast = ctx.row("astrometry", datevobs=dv)
+    tp = ctx.row("throughput", datevobs=dv)
     coords = {(c["expnum"], c["multiframe"], c["fibnum"]): c for c in pq.read_table(ctx.run_dir / ast["fibers_path"]).to_pylist()}
     n_fib = 112 * len(red)
     rel = f"release/shots/{dv}.h5"
@@ -138,8 +138,7 @@ def write_shot(ctx, item) -> dict:
         L.table(thr, "throughput", L.rows(L.THROUGHPUT, [
             {k: tp[k][i] for k in L.THROUGHPUT.names} for i in range(len(tp["wavelength"]))]))
         sky = h.create_group("FullSkyModel")
-        paths = {r["expnum"]: r["sky_path"] for r in ctx.rows("full_sky", columns=["datevobs", "expnum", "sky_path"])
-                 if r["datevobs"] == dv}  # one sky per exposure, on every amp's row
+        paths = {r["expnum"]: r["sky_path"] for r in ctx.lookup("full_sky", datevobs=dv).to_pylist()}  # one per exposure
         for expnum, rel_sky in sorted(paths.items()):
             counts = fits.getdata(ctx.run_dir / rel_sky)
             sky.create_dataset(f"exp{expnum:02d}", data=np.column_stack([RECT_WAVE, counts]).astype("<f8"))

@@ -21,7 +21,7 @@ from astroflow.step import FanOut, Resources
 from steps.hetdex.astrometry import band_flux, shot_fibers
 from steps.hetdex.rawdata import read_star_catalog
 from steps.hetdex.science import sources
-from steps.hetdex.science.instrument import EXPTIME, RECT_WAVE, electrons_per_flux, nominal_throughput
+from steps.hetdex.science.instrument import RECT_WAVE, electrons_per_flux, nominal_throughput
 from steps.hetdex.science.coords import sky_to_focal
 from steps.hetdex.science.psf import fiber_fraction, fit_point_source
 
@@ -41,7 +41,7 @@ def shots(ctx) -> list[dict]:
 
 def throughput_one(ctx, item) -> dict:
     dv = item["datevobs"]
-    ast = next(r for r in ctx.rows("astrometry") if r["datevobs"] == dv)
+    ast = ctx.row("astrometry", datevobs=dv)
     meta, arr = shot_fibers(ctx, dv)
     fx = np.array([m["fpx"] for m in meta]) - ast["dx"]
     fy = np.array([m["fpy"] for m in meta]) - ast["dy"]

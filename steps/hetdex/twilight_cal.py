@@ -22,7 +22,7 @@ from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.hetdex import library
 from steps.hetdex.background import model_for
-from steps.hetdex.common import bkg_name, cal_name, frames, load_pixel_flat, month_selected, processed, write_fits
+from steps.hetdex.common import cal_name, frames, load_pixel_flat, month_selected, processed, write_fits
 from steps.hetdex.science import ccd, spectra
 
 SCHEMA = pa.schema([
@@ -66,7 +66,7 @@ def twilight_cal_one(ctx, item) -> dict:
         raise ItemError(f"{item}: need flats, arcs and twilights ({len(flats)}, {len(arcs)}, {len(twis)})")
     pflat = load_pixel_flat(ctx, flats[0])
     try:
-        bkg = library.find(ctx.run_dir, ctx.settings, "lib_bkg", twis[0]["date"], bkg_name(item["specid"], item["amp"]))
+        bkg = ctx.calibration("bkg", library.night(twis[0]["date"]), specid=item["specid"], amp=item["amp"])
     except ItemError:
         bkg = None
     flat, flat_var = _combined(ctx, flats, pflat)
@@ -86,7 +86,10 @@ def twilight_cal_one(ctx, item) -> dict:
         head[k.upper()] = item[k]
     head["WAVERMS"], head["TRACERMS"] = wsol["rms"], tr["rms"]
     rel = library.rel("lib_cal", item["month"], cal_name(item["ifuslot"], item["specid"], item["amp"]))
-    write_fits(ctx.product(rel), [
+    path = ctx.register_calibration("twical", rel, library.month_start(item["month"]),
+                                    {k: item[k] for k in ("ifuslot", "specid", "amp")},
+                                    frames=[r["member"] for r in flats + arcs + twis])
+    write_fits(path, [
         fits.PrimaryHDU(header=head), fits.ImageHDU(trace.astype(np.float32), name="TRACE"),
         fits.ImageHDU(sigma.astype(np.float32), name="SIGMA"), fits.ImageHDU(wave.astype(np.float64), name="WAVELENGTH"),
         fits.ImageHDU(f2f, name="FIBER_TO_FIBER"), fits.ImageHDU(level, name="TWI_LEVEL"),

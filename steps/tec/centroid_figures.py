@@ -18,7 +18,7 @@ from astroflow.atomic import atomic_path
 from astroflow.errors import ItemError, StepFailed
 from astroflow.step import FanOut, Resources, StepParams
 from steps.tec.science.centroid import pixel_significance
-from steps.tec.vetted import tic_filter, vetted_tces
+from steps.tec.vetted import tic_where, vetted_tces
 
 SCHEMA = pa.schema([("tic", pa.int64()), ("planet_number", pa.int32()), ("sector", pa.int32()),
                     ("max_significance", pa.float64()), ("peak_offset_px", pa.float64()), ("path", pa.string())])
@@ -29,14 +29,14 @@ class CentroidFigureParams(StepParams):
 
 
 def tces(ctx) -> list[dict]:
-    if (ctx.table("tpf_resample", columns=["tic"]).num_rows if (ctx.run_dir / "tpf_resample").is_dir() else 0) == 0:
+    if not ctx.has_input("tpf_resample"):
         raise StepFailed("centroid_figures needs the pixel data of step 8: set [steps.tpf_resample] enabled = true")
     return [{k: r[k] for k in ("tic", "planet_number", "at_period", "at_epochbtjd", "at_dur")} for r in vetted_tces(ctx)]
 
 
 def load(ctx, items) -> dict:
     t = ctx.table("tpf_resample", columns=["tic", "sector", "ny", "nx", "time", "flux", "valid"],
-                  filter=tic_filter(items))
+                  where=tic_where(items))
     by_tic: dict = {}
     for r in t.to_pylist():
         by_tic.setdefault(r["tic"], []).append(r)

@@ -32,7 +32,7 @@ from steps.tec.science.modshift import OUTPUT_KEYS, run_modshift
 from steps.tec.science.modshift_verdict import modshift_verdict
 from steps.tec.science.skyline import bad_cadence_mask
 from steps.tec.science.trapezoid import trapezoid_fit
-from steps.tec.vetted import skyline_times, tic_filter, vetted_tces
+from steps.tec.vetted import skyline_times, tic_where, vetted_tces
 
 RUNS = {"med": 1, "alt": 2}
 VERDICT = [("primary_good", pa.bool_()), ("primary_reason", pa.int32()), ("secondary_good", pa.bool_()),
@@ -60,9 +60,9 @@ def _load(which: str):
     def load(ctx, items) -> dict:
         if which == "med":
             t = ctx.table("resample", columns=["tic", "planet_number", "time", "lc_detrend", "valid"],
-                          filter=tic_filter(items))
+                          where=tic_where(items))
             return {"lc": {(r["tic"], r["planet_number"]): r for r in t.to_pylist()}, "skyline": skyline_times(ctx)}
-        t = ctx.table("ses_mes", columns=["tic", "planet_number", "time", "alt_detrend"], filter=tic_filter(items))
+        t = ctx.table("ses_mes", columns=["tic", "planet_number", "time", "alt_detrend"], where=tic_where(items))
         return {"lc": {(r["tic"], r["planet_number"]): r for r in t.to_pylist()}}
     return load
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from astroflow.step import Step
 from steps.tec.text import write_rows
-from steps.tec.vetted import tic_filter, vetted_tces
+from steps.tec.vetted import tic_where, vetted_tces
 
 SCHEMA = pa.schema([("tic", pa.int64()), ("planet_number", pa.int32()), ("n_events", pa.int32()),
                     ("n_near_dump", pa.int32()), ("modump_fraction", pa.float64())])
@@ -41,7 +40,7 @@ def check(ctx) -> list[dict]:
     events = {(r["tic"], r["planet_number"]): r["transit_peak_times"] or []
               for r in ctx.rows("ses_mes", columns=["tic", "planet_number", "transit_peak_times"])}
     lcs = ctx.table("resample", columns=["tic", "time", "momentum_dump"],
-                    filter=tic_filter(tces) & (pc.field("planet_number") == 1))
+                    where={**tic_where(tces), "planet_number": 1})
     dumps = {}
     for r in lcs.to_pylist():
         t = np.asarray(r["time"], float)

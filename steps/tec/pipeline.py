@@ -33,6 +33,7 @@ from steps.tec.skyline import skyline
 from steps.tec.sweet import sweet
 from steps.tec.tpf_resample import tpf_resample
 from steps.tec.twexo import twexo
+from steps.tec.tools import TOOLS
 
 
 class TecSimulation(BaseModel):
@@ -64,6 +65,7 @@ TEC = Pipeline(
     simulate=simulate,
     simulate_options=TecSimulation,
     report=run_report_section,
+    tools=TOOLS,
     doc=__doc__.splitlines()[0],
     steps=[
         gather,            # 1  DV XML -> TCE table (fan-out by file)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from astroflow.atomic import atomic_path
 from astroflow.errors import ItemError
@@ -66,8 +65,8 @@ def ranked(ctx) -> list[dict]:
         summaries = find_products(s.data_root, s.dv_sectors, "dvs", s.naming())
     except ProductError:
         summaries = {}
-    rows = ctx.rows("rank", columns=["tic", "planet_number", "tier", "rank", "known_flag", "flags"],
-                    filter=pc.field("tier").is_valid())
+    rows = [r for r in ctx.rows("rank", columns=["tic", "planet_number", "tier", "rank", "known_flag", "flags"])
+            if r["tier"] is not None]
     rows.sort(key=lambda r: (-r["rank"], r["tic"], r["planet_number"]))
     for r in rows:
         dvs = summaries.get((r["tic"], r["planet_number"]))
@@ -76,18 +75,18 @@ def ranked(ctx) -> list[dict]:
 
 
 def load(ctx, items) -> dict:
-    from steps.tec.vetted import tic_filter
+    from steps.tec.vetted import tic_where
 
-    flt = tic_filter(items)
+    flt = tic_where(items)
     diff: dict = {}
-    for r in ctx.rows("dv_report_pages", columns=["tic", "planet_number", "sector", "found", "path"], filter=flt):
+    for r in ctx.rows("dv_report_pages", columns=["tic", "planet_number", "sector", "found", "path"], where=flt):
         if r["found"]:
             diff.setdefault((r["tic"], r["planet_number"]), []).append(r)
     bsc: dict = {}
-    if (ctx.run_dir / "centroid_figures").is_dir():
-        for r in ctx.rows("centroid_figures", columns=["tic", "planet_number", "sector", "path"], filter=flt):
+    if ctx.has_input("centroid_figures"):
+        for r in ctx.rows("centroid_figures", columns=["tic", "planet_number", "sector", "path"], where=flt):
             bsc.setdefault((r["tic"], r["planet_number"]), []).append(r)
-    twexo = {r["tic"]: r["path"] for r in ctx.rows("twexo", columns=["tic", "path"], filter=flt)}
+    twexo = {r["tic"]: r["path"] for r in ctx.rows("twexo", columns=["tic", "path"], where=flt)}
     return {"diff": diff, "bsc": bsc, "twexo": twexo}
 
 

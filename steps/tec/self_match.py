@@ -7,7 +7,6 @@ Writes the dataset and ``selfMatch_{run}.txt``.
 
 from __future__ import annotations
 
-import pyarrow as pa
 
 from astroflow.step import Step
 from steps.tec.science.selfmatch import self_match

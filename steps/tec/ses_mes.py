@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
@@ -40,9 +39,8 @@ def tces(ctx) -> list[dict]:
 
 def load_shard(ctx, items) -> dict:
     """Binned light curves of the shard's TCEs and the skyline times, read once per shard."""
-    tics = pa.array(sorted({it["tic"] for it in items}), pa.int64())
     lcs = ctx.table("resample", columns=["tic", "planet_number", "time", "pdc_flux", "valid"],
-                    filter=pc.field("tic").isin(tics))
+                    where={"tic": sorted({it["tic"] for it in items})})
     skyline = ctx.table("skyline", columns=["time"])
     return {
         "lc": {(r["tic"], r["planet_number"]): r for r in lcs.to_pylist()},

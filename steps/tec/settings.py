@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from astroflow.pipeline import Settings
+from astroflow.pipeline import DataRoot, Settings
 from steps.tec.products import Naming
 
 CADENCE_MINUTES = {"2min": 2.0, "200s": 200 / 60, "10min": 10.0}
@@ -22,7 +22,7 @@ CADENCE_MINUTES = {"2min": 2.0, "200s": 200 / 60, "10min": 10.0}
 class TecSettings(Settings):
     sector: int = Field(description="sector number (the last sector of a multi-sector run)", ge=1)
     first_sector: int | None = Field(None, description="first sector of a multi-sector run", ge=1)
-    data_root: Path = Field(description="folder holding the sector's SPOC or FTL products (any layout)")
+    data_root: DataRoot = Field(description="folder holding the sector's SPOC or FTL products (any layout)")
     run_name: str | None = Field(None, description="run name used in product file names (default sectorNN)")
     family: Literal["auto", "spoc", "hlsp"] = Field("auto", description="file-name family: SPOC 2-min or HLSP/FTL")
     lc_prefix: str | None = Field(None, description="light-curve file prefix (FTL lc_file_prefix)")

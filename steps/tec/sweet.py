@@ -15,7 +15,7 @@ import pyarrow as pa
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.tec.science.sweet import MAX_PERIOD_D, sweet_test
-from steps.tec.vetted import pdc_light_curve, skyline_times, tic_filter, vetted_tces
+from steps.tec.vetted import pdc_light_curve, skyline_times, tic_where, vetted_tces
 
 FIT_FIELDS = [f"{tag}_{k}" for tag in ("per", "half", "double")
               for k in ("period", "t0", "amp", "offset", "mad", "ratio")]
@@ -30,7 +30,7 @@ def short_period_tces(ctx) -> list[dict]:
 
 
 def load_shard(ctx, items) -> dict:
-    t = ctx.table("resample", columns=["tic", "planet_number", "time", "pdc_flux", "valid"], filter=tic_filter(items))
+    t = ctx.table("resample", columns=["tic", "planet_number", "time", "pdc_flux", "valid"], where=tic_where(items))
     return {"lc": {(r["tic"], r["planet_number"]): r for r in t.to_pylist()}, "skyline": skyline_times(ctx)}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources, StepParams
@@ -42,9 +41,8 @@ def tpf_files(ctx) -> list[dict]:
 
 
 def load_bins(ctx, items) -> dict:
-    tics = pa.array(sorted({it["tic"] for it in items}), pa.int64())
     t = ctx.table("resample", columns=["tic", "planet_number", "cadence_beg", "cadence_end"],
-                  filter=(pc.field("tic").isin(tics)) & (pc.field("planet_number") == 1))
+                  where={"tic": sorted({it["tic"] for it in items}), "planet_number": 1})
     return {r["tic"]: r for r in t.to_pylist()}
 
 

@@ -77,14 +77,14 @@ def targets(ctx) -> list[dict]:
 
 
 def load(ctx, items) -> dict:
-    from steps.tec.vetted import tic_filter
+    from steps.tec.vetted import tic_where
 
-    flt = tic_filter(items)
+    flt = tic_where(items)
     by_tic: dict = {}
-    for r in ctx.rows("gather", columns=["tic"] + STAR + TCE, filter=flt):
+    for r in ctx.rows("gather", columns=["tic"] + STAR + TCE, where=flt):
         by_tic.setdefault(r["tic"], []).append(r)
-    toi = {(r["tic"], r["planet_number"]): r for r in ctx.rows("federate_toi", filter=flt)}
-    known = {(r["tic"], r["planet_number"]): r for r in ctx.rows("federate_known", filter=flt)}
+    toi = {(r["tic"], r["planet_number"]): r for r in ctx.rows("federate_toi", where=flt)}
+    known = {(r["tic"], r["planet_number"]): r for r in ctx.rows("federate_known", where=flt)}
     return {"tces": by_tic, "toi": toi, "known": known, "triage": triage_rows(ctx)}
 
 

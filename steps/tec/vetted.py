@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from steps.tec.science.skyline import bad_cadence_mask
 
@@ -52,9 +50,9 @@ def vetted_tces(ctx, extra: list[str] | None = None) -> list[dict]:
     return sorted(rows, key=lambda r: (r["tic"], r["planet_number"]))
 
 
-def tic_filter(items: list[dict]):
-    """A pyarrow filter selecting the TICs of ``items``."""
-    return pc.field("tic").isin(pa.array(sorted({int(it["tic"]) for it in items}), pa.int64()))
+def tic_where(items: list[dict]) -> dict:
+    """``ctx.table(where=...)`` selecting the TICs of ``items`` (only their rows count as read)."""
+    return {"tic": sorted({int(it["tic"]) for it in items})}
 
 
 def skyline_times(ctx) -> np.ndarray:

@@ -48,7 +48,8 @@ def test_two_workers_use_two_processes(tmp_path):
 
 def test_bad_items_recorded_then_retried_without_duplicates(tmp_path):
     res = run_toy(tmp_path, settings={"bad": [5, 13]})
-    assert res.ok  # 2 of 20 failed, below the allowed fraction
+    assert all(s.state == "done" for s in res.steps.values())  # 2 of 20 failed, below the allowed fraction
+    assert res.failed_items == 2 and not res.ok
     st = status.collect(tmp_path)
     sq = next(s for s in st["steps"] if s["step"] == "square")
     assert sq["items_failed"] == 2
@@ -93,7 +94,7 @@ def test_resume_redoes_only_uncommitted_shards(tmp_path):
 def test_selection_only_from_until(tmp_path):
     toy = get_pipeline("toy")
     assert toy.select(only="square") == ["square"]
-    assert toy.select(start="square") == ["square", "total"]
+    assert toy.select(start="square") == ["square", "cube", "total"]
     assert toy.select(until="square") == ["numbers", "square"]
     res = run_toy(tmp_path, only="square")
     assert res.steps["square"].state == "blocked"
@@ -113,10 +114,14 @@ def test_force_recomputes(tmp_path):
 def test_manifest_provenance(tmp_path):
     run_toy(tmp_path)
     m = json.loads((tmp_path / "square" / rundir.MANIFESTS / "shard-00000.json").read_text())
-    for key in ("code_version", "params", "inputs", "ok", "failed", "skipped", "wall_s", "peak_rss_mb"):
+    for key in ("code_version", "params", "deps", "item_deps", "ok", "failed", "skipped", "wall_s", "cpu_s",
+                "peak_rss_mb", "commit", "part"):
         assert key in m
-    assert m["inputs"]["numbers"]
     assert m["params"]["offset"] == 0
+    assert set(m["deps"]["settings"]) == {"bad", "sleep", "kill_at", "slow_at", "products"}  # what square read
+    assert rundir.Plan.load(tmp_path / "square").deps["datasets"]["numbers"]  # its item list read numbers
+    cube = json.loads((tmp_path / "cube" / rundir.MANIFESTS / "shard-00000.json").read_text())
+    assert all(d["where"][0]["dataset"] == "square" for d in cube["item_deps"].values())
 
 
 def test_config_errors_are_clear(tmp_path):

@@ -29,7 +29,7 @@ REQUIRED = ["detectid", "z_best", "z_best_pz", "plya_classification", "combined_
 def small_run(sim_small, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
     rc = astroflow(["elixer", "run", "--detections", str(sim_small["detections"]), "--out", str(out),
-                    "--workers", "1", "--no-pdf", "--mini", "--shard-size", "4", "--no-progress"])
+                    "--workers", "1", "--no-pdf", "--mini", "--set", "classify.shard_size=4", "--no-progress"])
     assert rc == 0
     return out
 
@@ -91,7 +91,7 @@ def test_kill_half_way_then_recover_builds_exactly_the_missing(sim_small, tmp_pa
     out = tmp_path / "killed"
     ids = [int(x) for x in Path(sim_small["detectids"]).read_text().split()]
     args = ["elixer", "run", "--detections", str(sim_small["detections"]), "--out", str(out), "--workers", "1",
-            "--no-pdf", "--shard-size", "6", "--no-progress"]
+            "--no-pdf", "--set", "classify.shard_size=6", "--no-progress"]
     _run_then_kill(args, out, out / "reports" / f"{ids[7]}.png")  # shard 1 is half done
     before = {p.name: p.stat().st_mtime_ns for p in (out / "reports").glob("*.png")}
     assert 0 < len(before) < len(ids)

@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     docker_build(IMAGES / "Dockerfile.base", WHEELS, [base, f"{prefix}astroflow-base:dev"],
                  {"BASE_IMAGE": from_image, "VERSION": version})
     log(f"{base}: ready after {time.time() - started:.0f} s")
+    if from_image == OS_IMAGE and not image_exists(POSTGRES_IMAGE):
+        build_postgres_image()  # the calibration library's PostgreSQL tests (a site runs its own)
 
     built: dict[str, str] = {}
     if not args.no_steps:

@@ -11,7 +11,8 @@ import yaml
 from hera.workflows import models as m
 
 from astroflow import argo, registry
-from astroflow.pipeline import Pipeline
+from astroflow.arrivals import Arrivals
+from astroflow.pipeline import Pipeline, Settings
 from astroflow.rundir import Plan
 from astroflow.step import FanOut, Resources, Step
 
@@ -37,6 +38,19 @@ def toy_pipeline(name: str = "toy", n_items: int = 10, shard_size: int = 50) -> 
 
 
 TOY = toy_pipeline()
+
+
+class NightSettings(Settings):
+    raw_root: str = "/data"
+    night: str = ""
+
+
+def night_pipeline(name: str = "night") -> Pipeline:
+    """A partitioned pipeline fed by frames that arrive during the night."""
+    frames = FanOut("frames", items=lambda ctx: [], process=lambda ctx, item: None, key=("frame",))
+    return Pipeline(name, steps=[frames, Step("summary", inputs=("frames",), run=lambda ctx: [])],
+                    settings=NightSettings, partition="night",
+                    arrivals=Arrivals("raw_root", ("{night}/raw/*.fits.fz",)))
 
 
 def compiled(pipeline: Pipeline = TOY) -> dict:
@@ -72,7 +86,9 @@ def test_toy_compiles_and_validates_strictly():
     assert doc["spec"]["podGC"] == {"strategy": "OnPodSuccess"}
     assert doc["spec"]["ttlStrategy"]["secondsAfterSuccess"] > 0
     assert doc["spec"]["parallelism"] == argo.PARALLELISM
-    assert [p["name"] for p in doc["spec"]["arguments"]["parameters"]] == list(argo.PARAMETERS)
+    names = [p["name"] for p in doc["spec"]["arguments"]["parameters"]]
+    assert names == argo.parameters_for(TOY) == [
+        "run-name", "run-claim", "data-claim", "config-map", "registry", "tag", "db-secret", "db-secret-key"]
 
 
 def test_dag_is_init_then_plan_and_fan_out_per_step():
@@ -122,8 +138,10 @@ def test_pod_policy_non_root_read_only_and_raw_data_read_only():
         assert mounts["/data"]["readOnly"] is True, name
         assert mounts["/tmp"]["name"] == argo.TMP_VOLUME
         assert not mounts["/run"].get("readOnly")
-        env = {e["name"]: e["value"] for e in c["env"]}
+        env = {e["name"]: e.get("value") or e["valueFrom"] for e in c["env"]}
         assert env["HOME"] == env["MPLCONFIGDIR"] == "/tmp"
+        assert env["ASTROFLOW_DB_URL"] == {"secretKeyRef": {
+            "name": "{{workflow.parameters.db-secret}}", "key": "{{workflow.parameters.db-secret-key}}", "optional": True}}
         assert c["command"][0] == "astroflow"
 
 
@@ -296,7 +314,7 @@ def test_100k_items_stay_within_argo_limits():
     assert len(json.loads(stdout)) <= 1000  # pods per fan-out
     assert len(stdout.encode()) < 10 * 1024
     assert len(json.dumps(list(range(plan.n_shards))).encode()) < 10 * 1024  # even with spaces
-    assert sum(hi - lo for lo, hi in plan.bounds) == n
+    assert sum(len(shard.ids) for shard in plan.shards) == n
 
 
 def test_a_long_pipeline_stays_small():
@@ -428,3 +446,35 @@ def test_lint_reference_catches_wrong_template_and_parameter():
     wf["spec"]["arguments"]["parameters"].append({"name": "bogus", "value": "1"})
     problems = argo.lint_reference(wf, compiled(toy_pipeline("other")))
     assert any("astroflow-other" in p for p in problems) and any("bogus" in p for p in problems)
+
+
+# --- partitions, arrivals, the database secret, the run mutex ------------------------------------------
+def test_partitioned_pipeline_passes_partition_and_arrival_to_init():
+    doc = compiled(night_pipeline())
+    argo.validate(doc)
+    params = {p["name"]: p["value"] for p in doc["spec"]["arguments"]["parameters"]}
+    assert list(params) == list(argo.PARAMETERS)
+    assert (params["partition"], params["timezone"], params["restart-hour"], params["arrival"]) == ("", "UTC", "12", "")
+    assert containers(doc)["init"]["command"] == [
+        "astroflow", "init", "night", "--run-dir", argo.RUN_DIR, "--config", "/config/run.toml",
+        "--partition", "{{workflow.parameters.partition}}", "--timezone", "{{workflow.parameters.timezone}}",
+        "--restart-hour", "{{workflow.parameters.restart-hour}}", "--arrival", "{{workflow.parameters.arrival}}",
+    ]
+    assert "--partition" not in containers(compiled())["init"]["command"]  # an unpartitioned pipeline
+    del doc["spec"]["arguments"]["parameters"][-1]
+    assert any("no parameter 'arrival'" in p for p in argo.lint(doc))
+
+
+def test_lint_reference_checks_partition_values():
+    template = compiled(night_pipeline())
+    good = {"partition": "last-night", "timezone": "America/Santiago", "restart-hour": "16", "arrival": "/data/x"}
+    wf = argo.workflow_from_template("night", good).model_dump(by_alias=True, exclude_none=True, mode="json")
+    assert argo.lint_reference(wf, template) == []
+    bad = {"partition": "night of 1 Jan", "timezone": "Chile/Pachon", "restart-hour": "25"}
+    wf = argo.workflow_from_template("night", bad).model_dump(by_alias=True, exclude_none=True, mode="json")
+    problems = "\n".join(argo.lint_reference(wf, template))
+    assert "'night of 1 Jan' is not a partition value" in problems
+    assert "'Chile/Pachon' is not an IANA time zone" in problems and "'25' is not an hour" in problems
+    wf = argo.workflow_from_template("toy", {"partition": "20250101"}).model_dump(
+        by_alias=True, exclude_none=True, mode="json")
+    assert argo.lint_reference(wf, compiled()) == ["passes parameter 'partition' that astroflow-toy does not declare"]

@@ -2,9 +2,10 @@
 
 Rendering uses helm-python-sdk (the Helm v4 SDK, offline).  Core objects are checked against the
 Kubernetes schemas of kubernetes-validate; Argo objects against Hera's strict models plus
-astroflow.argo.lint.  A site whose pipeline has not been compiled yet is rendered from a copy of the
-chart holding a stand-in template (a toy pipeline under that name); test_argo makes sure every
-pipeline that exists is compiled and copied into the chart.
+astroflow.argo.lint (Argo Events objects: tests/test_events.py).  A site whose pipeline has not been
+compiled yet is rendered from a copy of the chart holding a stand-in template (a toy night pipeline,
+partitioned and fed by arrivals, under that name); test_argo makes sure every pipeline that exists
+is compiled and copied into the chart.
 """
 
 from __future__ import annotations
@@ -20,17 +21,31 @@ import pytest
 import yaml
 
 from astroflow import argo, config
-from test_argo import ROOT, toy_pipeline
+
+from test_argo import ROOT, night_pipeline
 
 CHART = ROOT / "helm" / "astroflow"
 COMPILED = CHART / "files" / "workflowtemplates"
 SITES = sorted((CHART / "sites").glob("*.yaml"))
 KUBE_VERSION = "1.33.0"
 EXECUTOR_RULES = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+SENSOR_RULES = [
+    {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "list", "watch"]},
+    {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get", "list", "watch"]},
+]
 
 
 def site_values(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def with_defaults(values: dict) -> dict:
+    """The values as the chart sees them: its defaults, overridden key by key by ``values``."""
+    def merge(base, over):
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
+        return over
+    return merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
 
 
 def chart_for(values: dict, tmp_path: Path) -> Path:
@@ -41,7 +56,7 @@ def chart_for(values: dict, tmp_path: Path) -> Path:
     chart = tmp_path / "astroflow"
     shutil.copytree(CHART, chart)
     for name in missing:
-        (chart / "files" / "workflowtemplates" / f"{name}.yaml").write_text(argo.to_yaml(toy_pipeline(name)))
+        (chart / "files" / "workflowtemplates" / f"{name}.yaml").write_text(argo.to_yaml(night_pipeline(name)))
     return chart
 
 
@@ -97,15 +112,24 @@ def test_core_objects_validate_against_kubernetes_schemas(site):
 
 def test_role_grants_only_what_the_executor_needs(site):
     name, values, _, docs = site
-    (role,) = by_kind(docs, "Role")
-    assert role["rules"] == EXECUTOR_RULES
-    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
-    (binding,) = by_kind(docs, "RoleBinding")
     sa = values.get("serviceAccount", {}).get("name", "astroflow-workflow")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    roles = {r["metadata"]["name"]: r for r in by_kind(docs, "Role")}
+    assert roles.pop(f"{sa}-executor")["rules"] == EXECUTOR_RULES
+    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    bindings = {b["metadata"]["name"]: b for b in by_kind(docs, "RoleBinding")}
+    binding = bindings.pop(f"{sa}-executor")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{sa}-executor"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": name}]
-    (account,) = by_kind(docs, "ServiceAccount")
-    assert account["metadata"]["name"] == sa
+    accounts = {a["metadata"]["name"] for a in by_kind(docs, "ServiceAccount")}
+    assert sa in accounts
+    if by_kind(docs, "Sensor"):  # the Sensors' account may submit workflows, nothing else
+        assert roles.pop(f"{sa}-sensor")["rules"] == SENSOR_RULES
+        assert bindings.pop(f"{sa}-sensor")["subjects"] == [{"kind": "ServiceAccount", "name": f"{sa}-sensor",
+                                                              "namespace": name}]
+        assert accounts == {sa, f"{sa}-sensor"}
+    else:
+        assert accounts == {sa}
+    assert roles == {} and bindings == {}
 
 
 def test_workflow_templates_validate_and_carry_site_defaults(site):
@@ -113,6 +137,7 @@ def test_workflow_templates_validate_and_carry_site_defaults(site):
     templates = {d["metadata"]["name"]: d for d in by_kind(docs, "WorkflowTemplate")}
     assert set(templates) == {argo.template_name(p) for p in values["pipelines"]}
     storage = values["storage"]
+    merged = with_defaults(values)
     for wt in templates.values():
         argo.validate(wt)
         spec = wt["spec"]
@@ -121,6 +146,12 @@ def test_workflow_templates_validate_and_carry_site_defaults(site):
         assert params["tag"] == str(values["image"]["tag"])
         assert params["run-claim"] == storage["run"]["claimName"]
         assert params["data-claim"] == storage["rawData"]["claimName"]
+        assert params["db-secret"] == merged["calibrations"]["dbSecret"]["name"]
+        assert params["db-secret-key"] == merged["calibrations"]["dbSecret"]["key"]
+        if "partition" in params:
+            assert params["partition"] == ""  # unpartitioned unless a run, a cron or an event says
+            assert params["timezone"] == merged["site"]["timezone"]
+            assert params["restart-hour"] == str(merged["site"]["restartHour"])
         assert spec["parallelism"] == values["parallelism"]
         assert spec["serviceAccountName"] == values.get("serviceAccount", {}).get("name", "astroflow-workflow")
         assert spec.get("nodeSelector", {}) == values.get("nodeSelector", {})
@@ -155,9 +186,69 @@ def test_cron_workflows_reference_installed_templates(site):
         assert ref in templates
         assert argo.lint_reference(cron, templates[ref]) == []
         assert cron["spec"]["schedules"] and cron["spec"]["concurrencyPolicy"] in ("Forbid", "Replace", "Allow")
-        config_map = {p["name"]: p["value"] for p in cron["spec"]["workflowSpec"].get("arguments", {}).get("parameters", [])}
-        if "config-map" in config_map:
-            assert config_map["config-map"] in {d["metadata"]["name"] for d in by_kind(docs, "ConfigMap")}
+        params = {p["name"]: p["value"] for p in cron["spec"]["workflowSpec"].get("arguments", {}).get("parameters", [])}
+        if "config-map" in params:
+            assert params["config-map"] in {d["metadata"]["name"] for d in by_kind(docs, "ConfigMap")}
+        entry = next(c for c in values["cronWorkflows"] if c["name"] == cron["metadata"]["name"])
+        if "partition" in entry:  # the site's clock resolves last-night
+            merged = with_defaults(values)
+            assert params["partition"] == entry["partition"]
+            assert params["timezone"] == entry.get("timezone", merged["site"]["timezone"])
+            assert params["restart-hour"] == str(entry.get("restartHour", merged["site"]["restartHour"]))
+        else:
+            assert "partition" not in params
+        if "run-name" in params:
+            assert cron["spec"]["workflowSpec"]["synchronization"] == {"mutexes": [{"name": argo.run_mutex(params["run-name"])}]}
+
+
+def test_a_partitioned_cron_with_a_run_name_queues_on_its_mutex(tmp_path):
+    values = site_values(CHART / "sites" / "lco-nres.yaml")
+    values["cronWorkflows"][0]["parameters"]["run-name"] = "nres-stack"
+    values["cronWorkflows"][0]["restartHour"] = 16
+    docs = render(chart_for(values, tmp_path), values)
+    (cron,) = by_kind(docs, "CronWorkflow")
+    argo.validate(cron)
+    spec = cron["spec"]["workflowSpec"]
+    assert spec["synchronization"] == {"mutexes": [{"name": "astroflow-run-nres-stack"}]}
+    params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
+    assert (params["partition"], params["timezone"], params["restart-hour"]) == ("last-night", "UTC", "16")
+    template = next(d for d in docs if d["kind"] == "WorkflowTemplate")
+    assert argo.lint_reference(cron, template) == []
+    values["cronWorkflows"][0]["timezone"] = "Mars/Olympus_Mons"  # passes the schema's shape, not the lint
+    (cron,) = by_kind(render(chart_for(values, tmp_path / "2"), values), "CronWorkflow")
+    assert any("'Mars/Olympus_Mons' is not an IANA time zone" in p for p in argo.lint_reference(cron, template))
+
+
+# --- the calibration database ---------------------------------------------------------------------------
+def test_workflow_pods_read_the_database_url_from_the_site_secret(site):
+    _, values, _, docs = site
+    secret = with_defaults(values)["calibrations"]["dbSecret"]
+    for wt in by_kind(docs, "WorkflowTemplate"):
+        params = {p["name"]: p["value"] for p in wt["spec"]["arguments"]["parameters"]}
+        for t in wt["spec"]["templates"]:
+            if "container" in t:
+                (env,) = [e for e in t["container"]["env"] if e["name"] == argo.DB_URL_ENV]
+                ref = env["valueFrom"]["secretKeyRef"]
+                assert ref["optional"] is True  # without the Secret the pod starts, with SQLite
+                assert (ref["name"], ref["key"]) == ("{{workflow.parameters.db-secret}}", "{{workflow.parameters.db-secret-key}}")
+        assert (params["db-secret"], params["db-secret-key"]) == (secret["name"], secret["key"])
+    assert not by_kind(docs, "Secret")  # sites create it themselves
+
+
+def test_the_chart_creates_the_database_secret_only_when_asked(tmp_path):
+    values = site_values(CHART / "sites" / "tess-vetting.yaml")
+    values["calibrations"] = {"dbSecret": {"name": "calib-db", "key": "dsn", "create": True,
+                                           "url": "postgresql://astro:pw@db.example.org/calib"}}
+    docs = render(CHART, values)
+    (secret,) = by_kind(docs, "Secret")
+    kubernetes_validate.validate(secret, KUBE_VERSION, strict=True)
+    assert secret["metadata"]["name"] == "calib-db" and secret["stringData"] == {"dsn": "postgresql://astro:pw@db.example.org/calib"}
+    (wt,) = by_kind(docs, "WorkflowTemplate")
+    params = {p["name"]: p["value"] for p in wt["spec"]["arguments"]["parameters"]}
+    assert (params["db-secret"], params["db-secret-key"]) == ("calib-db", "dsn")
+    values["calibrations"]["dbSecret"]["url"] = ""
+    with pytest.raises(helm.HelmError, match="dbSecret.create needs calibrations.dbSecret.url"):
+        render(CHART, values)
 
 
 def test_run_configurations_are_valid(site):
@@ -210,6 +301,10 @@ def test_schema_cron_parameters_are_the_templates_parameters():
         {"cronWorkflows": [{"name": "n", "pipeline": "tec", "schedules": ["0 1 * * *"], "parameters": {"regstry": "x"}}]},
         {"parallelism": "many"},
         {"runConfigs": {"Bad_Name": "pipeline = 'tec'"}},
+        {"site": {"timezone": "UTC", "restartHour": 24}},
+        {"site": {"timezone": "Santiago time", "restartHour": 12}},
+        {"calibrations": {"dbSecret": {"name": "db", "key": "url", "create": False, "ulr": "x"}}},
+        {"cronWorkflows": [{"name": "n", "pipeline": "tec", "schedules": ["0 1 * * *"], "partition": "last night"}]},
     ],
 )
 def test_schema_refuses_unknown_keys_and_bad_values(change):

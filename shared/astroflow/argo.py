@@ -6,12 +6,22 @@ whose entrypoint is a DAG::
 
     init ──> plan-a ──> a (withParam: shard ids) ──> plan-b ──> b ──> ...
 
-* ``init`` writes the resolved run configuration (``astroflow init``).
+* ``init`` writes the resolved run configuration (``astroflow init``); for a partitioned
+  pipeline it passes the ``partition`` parameter (a night, ``last-night``, or empty) with the
+  site's ``timezone`` and ``restart-hour``, and for a pipeline that receives data over time the
+  ``arrival`` parameter (the file or folder an event named, admitted once complete).
 * every step, whole or fan-out, is a *plan* task that prints the JSON list of its shard ids
   (``astroflow plan``; at most ``max_shards`` ids, so the list stays a few KB) and a fan-out task
   running ``astroflow step --shard {{item}}`` once per id (a whole step has one shard, ``[0]``).
 * ``plan-b`` depends on the fan-out tasks of the steps ``b`` reads, by bare task name, so a
   skipped step (a disabled optional step whose plan prints ``[]``) does not block its readers.
+
+Every pod gets the calibration library's database URL as ``ASTROFLOW_DB_URL`` from the Secret
+named by the ``db-secret`` parameter (key ``db-secret-key``; optional, so a site without one uses
+the run directory's SQLite library).  Workflows that share a run folder (the frames of one night,
+triggered one by one by a Sensor) take a mutex named :func:`run_mutex` of it, set where the run
+name is known literally (the Sensor's workflow, a CronWorkflow given a run-name), so two never
+plan the same run at once; an unnamed run has a folder of its own.
 
 The generated YAML is committed under ``argo/`` and copied into the Helm chart
 (:func:`sync_chart`); the tests compare both with a fresh :func:`render`.  :func:`validate` is the
@@ -55,6 +65,8 @@ SERVICE_ACCOUNT = "astroflow-workflow"  # created by the Helm chart (helm/astrof
 RUN_DIR = RUN_MOUNT + "/{{=sprig.default(workflow.name, workflow.parameters['run-name'])}}"
 
 # Workflow parameters and their defaults (the chart sets site defaults; -p overrides per run).
+# The partition parameters exist in the templates of partitioned pipelines only, ``arrival`` in
+# those of pipelines that receive data over time (see parameters_for).
 PARAMETERS = {
     "run-name": ("", "run folder under the run claim; empty: the workflow's own name"),
     "run-claim": ("astroflow-run", "PersistentVolumeClaim holding run directories (read-write)"),
@@ -62,7 +74,16 @@ PARAMETERS = {
     "config-map": (None, "ConfigMap whose key run.toml is the run configuration"),
     "registry": ("localhost:5000", "image registry of the step images"),
     "tag": (__version__, "image tag of the step images"),
+    "db-secret": ("astroflow-db", "Secret holding the calibration database URL (optional: none means SQLite)"),
+    "db-secret-key": ("url", "key of the database URL in db-secret"),
+    "partition": ("", "the run's partition (a night YYYYMMDD, a session...) or last-night; empty: unpartitioned"),
+    "timezone": ("UTC", "the site's time zone (IANA name), for partition last-night"),
+    "restart-hour": ("12", "the site's local hour at which one observing day ends, for partition last-night"),
+    "arrival": ("", "a file (or a folder to sweep) under /data that arrived: admitted once complete"),
 }
+PARTITION_PARAMETERS = ("partition", "timezone", "restart-hour")
+ARRIVAL_PARAMETERS = ("arrival",)
+DB_URL_ENV = "ASTROFLOW_DB_URL"
 
 PARALLELISM = 100  # pods at once per workflow; a site sets its own (chart value, submit option)
 RETRY = RetryStrategy(
@@ -92,6 +113,32 @@ def image(pipeline: str, step: str) -> str:
 def config_map_name(pipeline: str) -> str:
     """Default ConfigMap of a pipeline's run configuration (the chart's ``runConfigs.<pipeline>``)."""
     return f"astroflow-run-{pipeline}"
+
+
+def run_mutex(run_name: str) -> str:
+    """The Argo mutex that serialises the workflows writing the run folder ``run_name``."""
+    return f"astroflow-run-{run_name}"
+
+
+def parameters_for(pipeline: Pipeline) -> list[str]:
+    """The workflow parameters of ``pipeline``'s template, in the order of :data:`PARAMETERS`."""
+    absent = set()
+    if pipeline.partition is None:
+        absent |= set(PARTITION_PARAMETERS)
+    if pipeline.arrivals is None:
+        absent |= set(ARRIVAL_PARAMETERS)
+    return [k for k in PARAMETERS if k not in absent]
+
+
+def init_command(pipeline: Pipeline) -> list[str]:
+    """``astroflow init`` as the init task runs it: an empty partition or arrival means none."""
+    command = ["astroflow", "init", pipeline.name, "--run-dir", RUN_DIR, "--config", f"{CONFIG_MOUNT}/run.toml"]
+    if pipeline.partition is not None:
+        command += ["--partition", "{{workflow.parameters.partition}}", "--timezone", "{{workflow.parameters.timezone}}",
+                    "--restart-hour", "{{workflow.parameters.restart-hour}}"]
+    if pipeline.arrivals is not None:
+        command += ["--arrival", "{{workflow.parameters.arrival}}"]
+    return command
 
 
 def shard_ids(n_shards: int) -> str:
@@ -142,6 +189,11 @@ ENV = [
     m.EnvVar(name="HOME", value=TMP_MOUNT),
     m.EnvVar(name="MPLCONFIGDIR", value=TMP_MOUNT),
     m.EnvVar(name="PYTHONUNBUFFERED", value="1"),
+    m.EnvVar(  # the calibration library at a site; a missing Secret leaves it unset (SQLite in the run)
+        name=DB_URL_ENV,
+        value_from=m.EnvVarSource(secret_key_ref=m.SecretKeySelector(
+            name="{{workflow.parameters.db-secret}}", key="{{workflow.parameters.db-secret-key}}", optional=True)),
+    ),
 ]
 POD_SECURITY = m.PodSecurityContext(
     run_as_non_root=True,
@@ -182,6 +234,7 @@ def compile_pipeline(pipeline: Pipeline) -> WorkflowTemplate:
     p = pipeline.name
     order = [pipeline.step(n) for n in pipeline.order()]
     defaults = {**{k: v for k, (v, _) in PARAMETERS.items()}, "config-map": config_map_name(p)}
+    params = parameters_for(pipeline)
     with WorkflowTemplate(
         name=template_name(p),
         labels=_labels(p),
@@ -190,9 +243,7 @@ def compile_pipeline(pipeline: Pipeline) -> WorkflowTemplate:
             "workflows.argoproj.io/description": (pipeline.doc or f"The {p} pipeline.").strip().splitlines()[0],
         },
         entrypoint="main",
-        arguments=[
-            Parameter(name=k, value=defaults[k], description=desc) for k, (_, desc) in PARAMETERS.items()
-        ],
+        arguments=[Parameter(name=k, value=defaults[k], description=PARAMETERS[k][1]) for k in params],
         service_account_name=SERVICE_ACCOUNT,
         parallelism=PARALLELISM,
         pod_gc=POD_GC,
@@ -202,11 +253,7 @@ def compile_pipeline(pipeline: Pipeline) -> WorkflowTemplate:
         workflow_metadata=m.WorkflowMetadata(labels=_labels(p)),
     ) as wt:
         # init runs in the image of the first step: every step image carries the whole pipeline.
-        init = _container(
-            "init", p, order[0],
-            ["astroflow", "init", p, "--run-dir", RUN_DIR, "--config", f"{CONFIG_MOUNT}/run.toml"],
-            "init",
-        )
+        init = _container("init", p, order[0], init_command(pipeline), "init")
         plans, shards = {}, {}
         for step in order:
             t = task_name(step.name)
@@ -461,7 +508,8 @@ def _lint_raw_data(spec: dict) -> list[str]:
 
 
 def lint_reference(doc: dict, template: dict) -> list[str]:
-    """A Workflow or CronWorkflow running ``template``: right name, only parameters it declares."""
+    """A Workflow or CronWorkflow running ``template``: right name, only parameters it declares,
+    and literal values that ``astroflow init`` will accept (partition, timezone, restart-hour)."""
     spec = _spec(doc)
     ref = (spec.get("workflowTemplateRef") or {}).get("name")
     problems = []
@@ -471,7 +519,28 @@ def lint_reference(doc: dict, template: dict) -> list[str]:
     for p in (spec.get("arguments") or {}).get("parameters") or []:
         if p.get("name") not in declared:
             problems.append(f"passes parameter {p.get('name')!r} that {ref} does not declare")
+        elif p.get("value") is not None and "{{" not in str(p["value"]):
+            problems += [f"parameter {p['name']}: {e}" for e in parameter_value_problems(p["name"], str(p["value"]))]
     return problems
+
+
+PARTITION_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # it becomes part of run names
+
+
+def parameter_value_problems(name: str, value: str) -> list[str]:
+    """Why ``value`` would be refused for the workflow parameter ``name`` (empty when fine)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name == "restart-hour" and not (value.isdigit() and 0 <= int(value) <= 23):
+        return [f"{value!r} is not an hour 0..23"]
+    if name == "timezone":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            return [f"{value!r} is not an IANA time zone (such as America/Santiago)"]
+    if name == "partition" and value and not PARTITION_VALUE.match(value):
+        return [f"{value!r} is not a partition value (last-night, or letters, digits, '.', '_', '-')"]
+    return []
 
 
 # --- submission -----------------------------------------------------------------------------------

@@ -397,7 +397,8 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         parser.add_argument("--partition", help="the run's partition value (a night...), or last-night")
         parser.add_argument("--timezone", help="the site's time zone, for --partition last-night")
         parser.add_argument("--restart-hour", type=int, help="the site's restart hour (local), for last-night")
-        parser.add_argument("--arrival", type=Path, help="a file that arrived: admit it into the run")
+        parser.add_argument("--arrival", default="", help="a file that arrived (or a folder to sweep): admit it "
+                            "into the run once complete; empty: none")
     sim_fields = []
     if command in ("simulate", "demo"):
         if pipeline.simulate is None:
@@ -444,9 +445,11 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         out.mkdir(parents=True, exist_ok=True)
         prepare(cfg, out)
         if args.arrival:
-            from astroflow.arrivals import admit
+            if pipeline.arrivals is None:
+                parser.error(f"pipeline {name} declares no arrivals (--arrival)")
+            from astroflow.arrivals import receive
 
-            admit(out, [args.arrival])
+            receive(out, pipeline.arrivals, cfg.typed_settings(pipeline), args.arrival)
         print(out / run_config.RUN_FILE)
         return 0
     if args.dry_run:
@@ -461,13 +464,10 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
 
 
 def _partition_value(args) -> str:
-    if args.partition != "last-night":
-        return args.partition
-    from datetime import datetime, timezone
+    from astroflow.arrivals import resolve_partition
 
-    from astroflow.arrivals import last_night
-
-    return last_night(datetime.now(timezone.utc), args.timezone or "UTC", args.restart_hour or 0)
+    return resolve_partition(args.partition, args.timezone or "UTC",
+                             12 if args.restart_hour is None else args.restart_hour)
 
 
 def _run_and_report(pipeline, cfg, out: Path, **kw) -> int:

@@ -46,6 +46,7 @@ class Recorder:
     where: dict[str, dict] = field(default_factory=dict)  # "dataset|col,col" -> {dataset, cols, conditions, units, state}
     files: dict[str, list] = field(default_factory=dict)
     listings: dict[str, str] = field(default_factory=dict)
+    trees: dict[str, str] = field(default_factory=dict)
     calibrations: list[dict] = field(default_factory=list)
 
     def read_whole(self, dataset: str, state: str) -> None:
@@ -67,6 +68,9 @@ class Recorder:
     def listing(self, root: str, pattern: str, names: list[str]) -> None:
         self.listings[f"{root}::{pattern}"] = rundir.digest(sorted(names))
 
+    def tree(self, root: str, admitted: set[str] | None) -> None:
+        self.trees[root] = tree_digest(root, admitted)
+
     def as_dict(self) -> dict:
         out: dict[str, Any] = {}
         if self.datasets:
@@ -79,6 +83,8 @@ class Recorder:
             out["files"] = dict(self.files)
         if self.listings:
             out["listings"] = dict(self.listings)
+        if self.trees:
+            out["trees"] = dict(self.trees)
         if self.calibrations:
             out["calibrations"] = list(self.calibrations)
         return out
@@ -172,6 +178,22 @@ def glob(root: str | Path, pattern: str, admitted: set[str] | None) -> list[Path
     return found
 
 
+def tree_digest(root: str | Path, admitted: set[str] | None) -> str:
+    """The names and sizes of every file under ``root`` (links followed): what a search of the
+    tree by a pipeline's own rules can have found."""
+    found = []
+    for dirpath, _, filenames in os.walk(root, followlinks=True):
+        for fn in filenames:
+            path = os.path.join(dirpath, fn)
+            if admitted is not None and os.path.abspath(path) not in admitted:
+                continue
+            try:
+                found.append((os.path.relpath(path, root), os.stat(path).st_size))
+            except OSError:
+                continue
+    return rundir.digest(sorted(found))
+
+
 # --- checking ----------------------------------------------------------------------------------------
 class State:
     """The present, as a record is checked against it (caches last one planning or status pass).
@@ -189,7 +211,13 @@ class State:
         self.calibrations = calibrations  # callable (record) -> reason | None, or None
         self._ledgers: dict[str, rundir.Ledger] = {}
         self._keys: dict[tuple[str, tuple[str, ...]], pa.Table] = {}
+        self._trees: dict[str, str] = {}
         self.changed: set[str] = set()  # steps known to be recomputed in this pass
+
+    def tree(self, root: str) -> str:
+        if root not in self._trees:
+            self._trees[root] = tree_digest(root, self.admitted)
+        return self._trees[root]
 
     def ledger(self, step: str) -> rundir.Ledger:
         if step not in self._ledgers:
@@ -230,6 +258,22 @@ def stale(rec: dict, state: State, *, params: str | None = None) -> str | None:
                 return "settings changed"
         elif state.settings.get(name) != value:
             return f"settings.{name} changed ({_short(value)} -> {_short(state.settings.get(name))})"
+    for path, old in (rec.get("files") or {}).items():
+        now = _quick_state(path, old)
+        if now is None:
+            if old is not None:
+                return f"file {path} is gone"
+            continue
+        if old is None or now[0] != old[0] or now[2] != old[2]:
+            return f"file {path} changed"
+    for root, old in (rec.get("trees") or {}).items():
+        if state.tree(root) != old:
+            return f"files under {root} changed"
+    for key, old in (rec.get("listings") or {}).items():
+        root, pattern = key.split("::", 1)
+        names = [str(p) for p in glob(root, pattern, state.admitted)]
+        if rundir.digest(sorted(names)) != old:
+            return f"files matching {os.path.join(root, pattern)} changed"
     for name, old in (rec.get("datasets") or {}).items():
         if name in state.changed or state.ledger(name).digest() != old:
             return f"input {name} changed"
@@ -239,17 +283,6 @@ def stale(rec: dict, state: State, *, params: str | None = None) -> str | None:
             continue
         if state.where_units(name, entry["conditions"]) != entry["units"]:
             return f"input {name} changed ({_describe(entry['conditions'])})"
-    for path, old in (rec.get("files") or {}).items():
-        now = _quick_state(path, old)
-        if now is None:
-            return f"file {path} is gone" if old is not None else None
-        if old is None or now[0] != old[0] or now[2] != old[2]:
-            return f"file {path} changed"
-    for key, old in (rec.get("listings") or {}).items():
-        root, pattern = key.split("::", 1)
-        names = [str(p) for p in glob(root, pattern, state.admitted)]
-        if rundir.digest(sorted(names)) != old:
-            return f"files matching {os.path.join(root, pattern)} changed"
     if rec.get("calibrations") and state.calibrations is not None:
         reason = state.calibrations(rec)
         if reason:

@@ -82,7 +82,7 @@ def execute(run_dir: str | Path, step_name: str, unit: str, *, force: bool = Fal
     """Run one unit and commit it; returns its manifest (``skipped_unit`` when nothing to do)."""
     run_dir = Path(run_dir)
     step_dir = run_dir / step_name
-    spec = rundir.pending(step_dir).get(unit)
+    spec = rundir.read_pending(step_dir, unit)
     manifest_file = step_dir / rundir.MANIFESTS / f"{unit}.json"
     if spec is None and manifest_file.exists() and not force:
         return {"unit": unit, "skipped_unit": True}
@@ -143,8 +143,9 @@ def execute(run_dir: str | Path, step_name: str, unit: str, *, force: bool = Fal
             if n:
                 ranges[item_id] = [count, count + n]
                 count += n
-            if ctx.item_deps is not None or extra:
-                item_deps[item_id] = {**(ctx.item_deps.as_dict() if ctx.item_deps else {}), **extra}
+            rec = {**(ctx.item_deps.as_dict() if ctx.item_deps else {}), **extra}
+            if rec:
+                item_deps[item_id] = rec
             ctx.params = base_params
         ctx.params, ctx.item_deps, ctx.item_id = base_params, None, None
         table = _build(pieces, step.schema)

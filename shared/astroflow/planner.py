@@ -272,10 +272,10 @@ def failure_record(exc: BaseException) -> dict:
     """What ``RUN/<step>/_failure.json`` holds for a step that failed as a whole."""
     import time
 
-    return {
-        "error_type": type(exc).__name__,
-        "message": getattr(exc, "reason", None) or str(exc),
+    return {  # an exception from a pool worker carries its type name, message and traceback
+        "error_type": getattr(exc, "type_name", None) or type(exc).__name__,
+        "message": getattr(exc, "reason", None) or getattr(exc, "message", None) or str(exc),
         "file": getattr(exc, "path", None) or getattr(exc, "filename", None),
-        "traceback": "".join(traceback.format_exception(exc)[-3:])[-2000:],
+        "traceback": getattr(exc, "remote_traceback", None) or "".join(traceback.format_exception(exc)[-3:])[-2000:],
         "time": time.time(),
     }

@@ -44,8 +44,9 @@ def write_report(run_dir: str | Path) -> Path:
     rows, classes = [], []
     for s in status["steps"]:
         rows.append([s["step"], s["doc"], s["state"], f"{s['shards_done']}/{s['shards_total']}",
-                     s["items_ok"], s["items_failed"], s["items_skipped"], s["rows"], f"{s['wall_s']:.1f}"])
-        classes.append("bad" if s["items_failed"] or s["state"] in ("partial", "planned") else
+                     s["items_ok"], s["items_failed"], s["items_skipped"], s["rows"], f"{s['wall_s']:.1f}",
+                     f"{s['cpu_s']:.1f}", s["reason"]])
+        classes.append("bad" if s["items_failed"] or s["state"] in ("partial", "planned", "failed", "stale") else
                        "ok" if s["state"] == "done" else "")
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>astroflow {cfg.pipeline} run</title>",
@@ -54,7 +55,8 @@ def write_report(run_dir: str | Path) -> Path:
         f"<p>Run directory <code>{html.escape(str(run_dir))}</code>, code {html.escape(cfg.code_version)}, "
         f"{'complete' if status['complete'] else 'incomplete'}.</p>",
         "<h2>Steps</h2>",
-        table_html(["step", "runbook step", "state", "shards", "ok", "failed", "skipped", "rows", "CPU s"], rows, classes),
+        table_html(["step", "runbook step", "state", "shards", "ok", "failed", "skipped", "rows", "unit wall s",
+                    "CPU s", "stale or failed because"], rows, classes),
     ]
     errors = [[s["step"], e["item"], e["error_type"], e["message"], e["file"] or ""]
               for s in status["steps"] for e in s["errors"]]

@@ -38,7 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from astroflow.atomic import write_json, write_table
+from astroflow.atomic import write_json, write_table, write_text
 
 PLAN = "_plan.json"
 PENDING = "_pending"
@@ -174,37 +174,67 @@ class Plan:
         return Plan(kept + extra.shards, deps or {}), retired
 
     def save(self, step_dir: Path) -> None:
-        write_json(step_dir / PLAN, {
+        write_text(step_dir / PLAN, compact_json({
             "version": 2,
             "deps": self.deps,
             "shards": [{"id": s.id, "ids": s.ids, "items": s.items} for s in self.shards],
-        })
+        }))
 
     @classmethod
     def load(cls, step_dir: Path) -> "Plan | None":
+        """The step's plan (parsed once per process while the file is unchanged: a warm worker
+        runs many units of one plan)."""
+        path = Path(step_dir) / PLAN
         try:
-            data = json.loads((Path(step_dir) / PLAN).read_text())
+            st = path.stat()
         except FileNotFoundError:
             return None
-        if data.get("version") != 2:
-            return None  # a plan of the first ledger format: planned again
-        return cls([Shard(s["id"], s["ids"], s["items"]) for s in data["shards"]], data.get("deps", {}))
+        key = (str(path.absolute()), st.st_mtime_ns, st.st_size)
+        if key not in _PLANS:
+            data = json.loads(path.read_text())
+            if data.get("version") != 2:
+                return None  # a plan of the first ledger format: planned again
+            if len(_PLANS) >= 8:
+                _PLANS.pop(next(iter(_PLANS)))
+            _PLANS[key] = (data.get("deps", {}), [Shard(s["id"], s["ids"], s["items"]) for s in data["shards"]])
+        deps, shards = _PLANS[key]
+        return cls(list(shards), deps)
+
+
+_PLANS: dict[tuple, tuple] = {}
 
 
 # --- the committed state ---------------------------------------------------------------------------
 def write_manifest(step_dir: Path, manifest: dict) -> None:
-    write_json(step_dir / MANIFESTS / f"{manifest['unit']}.json", manifest)
+    write_text(step_dir / MANIFESTS / f"{manifest['unit']}.json", compact_json(manifest))
+
+
+def compact_json(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+_MANIFESTS: dict[str, tuple[int, int, dict]] = {}  # path -> (mtime_ns, size, manifest): parsed once per process
 
 
 def _load_manifests(step_dir: Path) -> dict[str, dict]:
     folder = Path(step_dir) / MANIFESTS
     out = {}
-    if folder.is_dir():
-        for p in folder.glob("*.json"):
+    if not folder.is_dir():
+        return out
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if not e.name.endswith(".json"):
+                continue
             try:
-                out[p.stem] = json.loads(p.read_text())
+                st = e.stat()
+                cached = _MANIFESTS.get(e.path)
+                if cached is None or cached[:2] != (st.st_mtime_ns, st.st_size):
+                    with open(e.path) as fh:
+                        cached = (st.st_mtime_ns, st.st_size, json.load(fh))
+                    _MANIFESTS[e.path] = cached
             except (OSError, json.JSONDecodeError):
                 continue  # a manifest is written atomically; an unreadable one is not committed
+            out[e.name[:-5]] = cached[2]
     return out
 
 
@@ -257,9 +287,16 @@ class Ledger:
 
     def outcomes(self) -> dict[str, str]:
         """Latest outcome per item id: ``ok``, ``failed`` or ``skipped``."""
-        out = {}
-        for i, m in self.latest.items():
-            out[i] = "failed" if i in _set(m, "failed") else "skipped" if i in _set(m, "skipped") else "ok"
+        return dict(self._outcomes)
+
+    @cached_property
+    def _outcomes(self) -> dict[str, str]:
+        out = {i: "ok" for i in self.latest}
+        for m in self.active:
+            for kind in ("failed", "skipped"):
+                for i in m.get(kind, ()):
+                    if self.latest.get(i) is m:
+                        out[i] = kind
         return out
 
     def committed(self, unit: str) -> bool:
@@ -376,16 +413,25 @@ def write_pending(step_dir: Path, unit: str, spec: dict) -> None:
     write_json(step_dir / PENDING / f"{unit}.json", spec)
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # written atomically: an unreadable file is not there yet
+
+
+def _read_folder(folder: Path) -> dict[str, dict]:
+    """``{stem: content}`` of the JSON files of a ledger folder."""
+    found = {p.stem: _read_json(p) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def read_pending(step_dir: Path, unit: str) -> dict | None:
+    return _read_json(Path(step_dir) / PENDING / f"{unit}.json")
+
+
 def pending(step_dir: Path) -> dict[str, dict]:
-    folder = Path(step_dir) / PENDING
-    out = {}
-    if folder.is_dir():
-        for p in sorted(folder.glob("*.json")):
-            try:
-                out[p.stem] = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-    return out
+    return _read_folder(Path(step_dir) / PENDING)
 
 
 def clear_pending(step_dir: Path, unit: str | None = None) -> None:
@@ -416,10 +462,7 @@ def write_failure(step_dir: Path, record: dict) -> None:
 
 
 def read_failure(step_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(step_dir) / FAILURE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    return _read_json(Path(step_dir) / FAILURE)
 
 
 def clear_failure(step_dir: Path) -> None:
@@ -431,15 +474,7 @@ def write_crash(step_dir: Path, unit: str, record: dict) -> None:
 
 
 def crashes(step_dir: Path) -> dict[str, dict]:
-    folder = Path(step_dir) / CRASHES
-    out = {}
-    if folder.is_dir():
-        for p in sorted(folder.glob("*.json")):
-            try:
-                out[p.stem] = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-    return out
+    return _read_folder(Path(step_dir) / CRASHES)
 
 
 def clear_crash(step_dir: Path, unit: str) -> None:
@@ -448,10 +483,7 @@ def clear_crash(step_dir: Path, unit: str) -> None:
 
 def read_overrides(step_dir: Path) -> dict[str, dict]:
     """Item id -> ``{"generation": N, "params": {...}}``: the redo requests of a step."""
-    try:
-        return json.loads((Path(step_dir) / OVERRIDES).read_text())
-    except FileNotFoundError:
-        return {}
+    return _read_json(Path(step_dir) / OVERRIDES) or {}
 
 
 def write_overrides(step_dir: Path, overrides: dict[str, dict]) -> None:

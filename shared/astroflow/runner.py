@@ -235,7 +235,8 @@ def _run(pipeline: Pipeline, cfg: run_config.RunConfig, run_dir: Path, *, force:
         if isinstance(exc, WorkerDied):
             rundir.write_crash(run_dir / name, unit, {"unit": unit, "message": str(exc), "time": time.time()})
             fail(name, exc, unit)
-        elif exc is not None:
+        elif exc is not None:  # outside the per-item isolation (a full disk, a broken ledger file)
+            rundir.write_failure(run_dir / name, {**failure_record(exc), "unit": unit})
             fail(name, exc, unit)
         if sr.remaining == 0:
             finish(name)

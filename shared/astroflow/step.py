@@ -229,6 +229,13 @@ class Context:
             cards.append((key, Path(rec["path"]).name[:68], f"calibration {rec['type']} id {rec['id']}"))
         return cards
 
+    def lists(self, root: str | Path) -> Path:
+        """Record that what this step finds depends on the files under ``root`` (names and sizes),
+        for searches by a pipeline's own rules (a new product there makes the item list stale)."""
+        root = Path(root).absolute()
+        self._deps.tree(str(root), self.admitted)
+        return root
+
     def glob(self, root: str | Path, pattern: str) -> list[Path]:
         """Files under ``root`` matching ``pattern`` (``**`` recursive), sorted; the listing is
         recorded, so a file that arrives later makes the item list stale.  In a watched run only

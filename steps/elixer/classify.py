@@ -56,7 +56,7 @@ def detections(ctx) -> list[dict]:
 def open_file(ctx, items) -> dict:
     """Once per shard: the detections file, its rows and every position (for neighbourhoods)."""
     s = ctx.settings
-    rows = {int(r["detectid"]): r for r in detection_rows(s.detections)}
+    rows = {int(r["detectid"]): r for r in detection_rows(ctx.uses(s.detections))}
     pos = np.array([(d, r.get("ra", np.nan), r.get("dec", np.nan), r["wave"]) for d, r in rows.items()], float)
     return {"file": DetectionsFile(s.detections), "rows": rows, "pos": pos, "cosmo": Cosmology(s.priors.h0, s.priors.omega_m)}
 

@@ -36,7 +36,7 @@ def shots(ctx) -> list[dict]:
 def shot_fibers(ctx, datevobs: str, names=("RECT_SUB", "RECT_ERR")) -> tuple[list[dict], dict]:
     """Per-fiber metadata (nominal focal positions) and the stacked arrays of a shot's amps."""
     rows = sorted(ctx.lookup("sci_reduce", datevobs=datevobs).to_pylist(), key=lambda r: (r["expnum"], r["multiframe"]))
-    fplane = read_fplane(ctx.settings.fplane)
+    fplane = read_fplane(ctx.uses(ctx.settings.fplane) if ctx.settings.fplane else None)
     meta, arrays = [], {n.lower(): [] for n in names}
     for r in rows:
         m = read_multi(ctx.run_dir, r["path"], names)
@@ -73,7 +73,7 @@ def astrometry_one(ctx, item) -> dict:
     fy = np.array([m["fpy"] for m in meta])
     ex = np.array([m["expnum"] for m in meta])
     flux, err = band_flux(arr["rect_sub"], arr["rect_err"])
-    stars = read_star_catalog(ctx.settings.star_catalog)
+    stars = read_star_catalog(ctx.uses(ctx.settings.star_catalog) if ctx.settings.star_catalog else None)
     offs, amps = [], []
     for s in stars:
         sx, sy = sky_to_focal(s["ra"], s["dec"], p["ra"], p["dec"], p["pa"])

@@ -126,10 +126,10 @@ def write_shot(ctx, item) -> dict:
         astro = h.create_group("Astrometry")
         for g in ("CoaddImages", "Dithall", "PositionOffsets", "CatalogMatches"):
             astro.create_group(g)
-        fp = read_fplane(ctx.settings.fplane)
+        fp = read_fplane(ctx.uses(ctx.settings.fplane) if ctx.settings.fplane else None)
         slots = sorted({r["ifuslot"] for r in red})
         L.table(astro, "fplane", L.rows(L.FPLANE, [fp.get(s, {"ifuslot": s}) for s in slots]))
-        stars = read_star_catalog(ctx.settings.star_catalog)
+        stars = read_star_catalog(ctx.uses(ctx.settings.star_catalog) if ctx.settings.star_catalog else None)
         L.table(astro, "StarCatalog", L.rows(L.STARCAT, [{"ignore": i, "ra_cat": s["ra"], "dec_cat": s["dec"], **s}
                                                          for i, s in enumerate(stars)]))
         L.table(astro, "NominalVals", L.rows(np.dtype([("dx", "<f4"), ("dy", "<f4"), ("nstars", "<i4"), ("rms", "<f4")]),

@@ -51,7 +51,7 @@ def throughput_one(ctx, item) -> dict:
     sub, err = arr["rect_sub"] / rel[:, None], arr["rect_err"] / rel[:, None]
     flux, ferr = band_flux(sub, err)
     stars = []
-    for s in read_star_catalog(ctx.settings.star_catalog):
+    for s in read_star_catalog(ctx.uses(ctx.settings.star_catalog) if ctx.settings.star_catalog else None):
         sx, sy = sky_to_focal(s["ra"], s["dec"], ast["ra"], ast["dec"], ast["pa"])
         if np.min(np.hypot(fx - sx, fy - sy)) > 1.5:
             continue

@@ -13,7 +13,7 @@ import pyarrow as pa
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.tec.dvreport import CENTSUM, extract_pages, find_difference_image_pages, page_texts
-from steps.tec.products import find_products
+from steps.tec.tces import sector_products
 
 SCHEMA = pa.schema([
     ("tic", pa.int64()), ("planet_number", pa.int32()), ("sector", pa.int32()),
@@ -22,8 +22,7 @@ SCHEMA = pa.schema([
 
 
 def tces_with_reports(ctx) -> list[dict]:
-    s = ctx.settings
-    reports = find_products(s.data_root, s.dv_sectors, "dvr_pdf", s.naming())
+    reports = sector_products(ctx, "dvr_pdf")
     items = []
     for r in sorted(ctx.rows("gather", columns=["tic", "planet_number"]), key=lambda r: (r["tic"], r["planet_number"])):
         pdf = reports.get(r["tic"])

@@ -16,7 +16,8 @@ import pyarrow as pa
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.tec.lightcurve import read_flux_weighted_centroids
-from steps.tec.products import ProductError, find_products
+from steps.tec.products import ProductError
+from steps.tec.tces import sector_products
 from steps.tec.vetted import vetted_tces
 
 CENTROID_BIN = {"2min": 31, "200s": 19, "10min": 7}
@@ -35,7 +36,7 @@ def light_curves(ctx) -> list[dict]:
     by_sector = {}
     for sector in range(first, last + 1):
         try:
-            by_sector[sector] = find_products(s.data_root, sector, "lc", s.naming())
+            by_sector[sector] = sector_products(ctx, "lc", sector)
         except ProductError:
             by_sector[sector] = {}  # no light curves of that sector: the TICs say so one by one
     tics = sorted({r["tic"] for r in vetted_tces(ctx)})

@@ -14,7 +14,8 @@ import pyarrow as pa
 from astroflow.atomic import atomic_path
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
-from steps.tec.products import ProductError, find_products
+from steps.tec.products import ProductError
+from steps.tec.tces import sector_products
 
 SCHEMA = pa.schema([("tic", pa.int64()), ("path", pa.string()), ("n_reports", pa.int32()), ("n_pages", pa.int32())])
 
@@ -29,9 +30,8 @@ def tev_name(tic: int, sector: int, multi_sector: bool = False) -> str:
 
 
 def tics(ctx) -> list[dict]:
-    s = ctx.settings
     try:
-        minis = find_products(s.data_root, s.dv_sectors, "dvm", s.naming())
+        minis = sector_products(ctx, "dvm")
     except ProductError:
         minis = {}
     by_tic: dict = {}

@@ -25,7 +25,8 @@ from astroflow.atomic import atomic_path
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.tec.modshift import figure_name
-from steps.tec.products import ProductError, find_products
+from steps.tec.products import ProductError
+from steps.tec.tces import sector_products
 from steps.tec.science.ranking import FLAG_ORDER, NOT_COUNTED
 
 SCHEMA = pa.schema([("tic", pa.int64()), ("planet_number", pa.int32()), ("tier", pa.int8()), ("path", pa.string()),
@@ -60,9 +61,8 @@ def report_name(tic: int, pn: int, sector: int) -> str:
 
 
 def ranked(ctx) -> list[dict]:
-    s = ctx.settings
     try:
-        summaries = find_products(s.data_root, s.dv_sectors, "dvs", s.naming())
+        summaries = sector_products(ctx, "dvs")
     except ProductError:
         summaries = {}
     rows = [r for r in ctx.rows("rank", columns=["tic", "planet_number", "tier", "rank", "known_flag", "flags"])

@@ -29,8 +29,14 @@ def data_span(ctx) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def sector_products(ctx, kind: str, sector=None) -> dict:
+    """The run's products of one kind (:func:`find_products`; ``sector`` defaults to the DV
+    sectors), the data root's files recorded for the ledger: a product that appears later makes
+    the step's item list stale."""
+    s = ctx.settings
+    return find_products(ctx.lists(s.data_root), s.dv_sectors if sector is None else sector, kind, s.naming())
+
+
 def product_items(ctx, kind: str) -> list[dict]:
     """One item per TIC for a kind of DV product of the run's sector(s) (``tic``, ``path``)."""
-    s = ctx.settings
-    found = find_products(s.data_root, s.dv_sectors, kind, s.naming())
-    return [{"tic": tic, "path": str(path)} for tic, path in found.items()]
+    return [{"tic": tic, "path": str(path)} for tic, path in sector_products(ctx, kind).items()]

@@ -15,7 +15,7 @@ import pyarrow as pa
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources, StepParams
 from steps.tec.lightcurve import bin_tpf, read_tpf
-from steps.tec.products import find_products
+from steps.tec.tces import sector_products
 
 F32 = pa.list_(pa.float32())
 SCHEMA = pa.schema([
@@ -35,7 +35,7 @@ def tpf_files(ctx) -> list[dict]:
     sectors = range(s.dv_sectors[0], s.dv_sectors[1] + 1)
     items = []
     for sector in sectors:
-        found = find_products(s.data_root, sector, "tp", s.naming())
+        found = sector_products(ctx, "tp", sector)
         items += [{"tic": tic, "sector": sector, "path": str(p)} for tic, p in found.items()]
     return items
 

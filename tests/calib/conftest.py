@@ -9,7 +9,6 @@ PostgreSQL cases are skipped, or fail when ``ASTROFLOW_REQUIRE_DOCKER=1`` (CI).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 import uuid
@@ -19,45 +18,16 @@ import pytest
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the reaper image cannot be pulled
 
-ROOT = Path(__file__).resolve().parents[2]
-REQUIRE_DOCKER = os.environ.get("ASTROFLOW_REQUIRE_DOCKER") == "1"
 PASSWORD = "astroflow"  # set in images/postgres/Dockerfile
 
 
-def _docker_problem() -> str | None:
-    try:
-        import docker
-    except ImportError:
-        return "the docker Python package is not installed"
-    try:
-        client = docker.from_env()
-        client.ping()
-        client.close()
-    except Exception as exc:  # no socket, daemon down, permission denied...
-        return f"no Docker engine answers ({type(exc).__name__}: {exc})"
-    return None
-
-
-def _build_module():
-    spec = importlib.util.spec_from_file_location("astroflow_images_build", ROOT / "images" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def postgres_server():
+def postgres_server(docker_engine, build_module):
     """(host, port) of a PostgreSQL 15 server in a container, ready for connections."""
-    problem = _docker_problem()
-    if problem:
-        message = f"{problem}; start one with .ci/docker-up.sh"
-        if REQUIRE_DOCKER:
-            pytest.fail(message + " (ASTROFLOW_REQUIRE_DOCKER=1)")
-        pytest.skip(message)
     import psycopg
     from testcontainers.core.container import DockerContainer
 
-    build = _build_module()
+    build = build_module
     if not build.image_exists(build.POSTGRES_IMAGE):
         build.build_postgres_image()
     container = DockerContainer(build.POSTGRES_IMAGE).with_exposed_ports(5432)

@@ -16,9 +16,8 @@ HERE = Path(__file__).parent
 
 
 @pytest.fixture(autouse=True)
-def caltoy_registered(monkeypatch):
-    monkeypatch.syspath_prepend(str(HERE))
-    monkeypatch.setenv("ASTROFLOW_PIPELINES", "caltoy=toy_calib:CALTOY")
+def caltoy_registered(register_pipeline):
+    register_pipeline(HERE, "caltoy=toy_calib:CALTOY")
 
 
 def run(out, db_url, **settings):

@@ -57,7 +57,9 @@ KNOWN = {
     "template.metadata": {"labels", "annotations"},
     "container": {"image", "command", "args", "env", "volumeMounts", "resources", "securityContext",
                   "workingDir"},
-    "env": {"name", "value"},
+    "env": {"name", "value", "valueFrom"},
+    "valueFrom": {"secretKeyRef"},
+    "secretKeyRef": {"name", "key", "optional"},
     "volumeMount": {"name", "mountPath", "readOnly"},
     "resources": {"requests"},
     "podSecurityContext": {"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "seccompProfile"},
@@ -216,6 +218,12 @@ class ArgoExecutor:
             raise UnsupportedTemplate(f"{where}: a container needs an explicit command")
         for e in c.get("env", []):
             check_keys(e, "env", where + ".env")
+            if "valueFrom" in e:
+                check_keys(e["valueFrom"], "valueFrom", where + ".env.valueFrom")
+                ref = e["valueFrom"].get("secretKeyRef")
+                check_keys(ref or {}, "secretKeyRef", where + ".env.valueFrom.secretKeyRef")
+                if not (ref and ref.get("optional")):
+                    raise UnsupportedTemplate(f"{where}: env {e['name']} needs a Secret (only optional ones, unset here)")
         for m in c.get("volumeMounts", []):
             check_keys(m, "volumeMount", where + ".volumeMounts")
         check_keys(c.get("resources", {}), "resources", where + ".resources")
@@ -476,7 +484,8 @@ class ArgoExecutor:
         if c.get("args"):
             container.with_command([sub(x) for x in c["args"]])
         for e in c.get("env", []):
-            container.with_env(e["name"], sub(e.get("value", "")))
+            if "valueFrom" not in e:  # an optional Secret: there is none here, the variable stays unset
+                container.with_env(e["name"], sub(e.get("value", "")))
         volumes = {v["name"]: v for v in self.spec.get("volumes", [])}
         for m in c.get("volumeMounts", []):
             if m["name"] not in volumes:

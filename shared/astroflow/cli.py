@@ -383,6 +383,8 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         parser.add_argument("--config", type=Path, help="run configuration file (TOML or YAML)")
         parser.add_argument("--out", "--run-dir", dest="out", type=Path, help="run directory")
         parser.add_argument("--workers", type=int, help="parallel processes (default: the core count)")
+        parser.add_argument("--db-url", help="the calibration library's database ([run] db_url; default: "
+                            "ASTROFLOW_DB_URL, else SQLite in the run directory)")
         parser.add_argument("--set", dest="sets", action="append", default=[], metavar="STEP.PARAM=VALUE",
                             help="a step parameter, e.g. --set ses_mes.shard_size=20")
     if command in ("run", "demo"):
@@ -429,7 +431,7 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         opts = pipeline.simulate_options.model_validate(_collect(args, sim_fields, pipeline.simulate_options))
         settings = {**_simulate_once(pipeline, out / "input", opts), **settings}
     steps = _parse_sets(args.sets, parser.error)
-    runner = {"workers": args.workers} if args.workers else {}
+    runner = {k: v for k, v in (("workers", args.workers), ("db_url", args.db_url)) if v}
     if command in ("run", "init") and not args.config and (out / run_config.RUN_FILE).exists():
         # resume with the configuration the run was started with; flags still override it
         file_data = run_config.load(out).model_dump(exclude={"code_version"})

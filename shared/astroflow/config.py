@@ -100,7 +100,9 @@ def resolve(
         raise ConfigError(f"configuration is for pipeline {data['pipeline']!r}, not {pipeline.name!r}")
     data["pipeline"] = pipeline.name
     data["run"] = {**data.get("run", {}), **(runner or {})}
-    data["settings"] = {**data.get("settings", {}), **(settings or {})}
+    from_env = {field: os.environ[var] for var, field in pipeline.settings.environment.items()
+                if os.environ.get(var) not in (None, "")}
+    data["settings"] = {**data.get("settings", {}), **from_env, **(settings or {})}
     merged_steps = {k: dict(v) for k, v in data.get("steps", {}).items()}
     for name, params in (steps or {}).items():
         merged_steps.setdefault(name, {}).update(params)

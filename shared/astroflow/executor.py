@@ -64,6 +64,7 @@ def context(run_dir: Path, step_name: str, cfg: run_config.RunConfig | None = No
         admitted=admitted_files(run_dir),
         calib_types=pipeline.calibrations,
         db_url=cfg.run.db_url,
+        db_migrations=pipeline.db_migrations,
         code_version=code_version(cfg),
     )
     return step, ctx

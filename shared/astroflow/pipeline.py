@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,10 +32,13 @@ class Settings(BaseModel):
     """Pipeline-wide settings (the runbook's hand edits): subclass per pipeline.
 
     Every field is also a command-line flag of ``astroflow run PIPELINE`` (``--data-root``...).
-    Folders of raw data are typed :data:`DataRoot`.
+    Folders of raw data are typed :data:`DataRoot`.  ``environment`` maps the environment
+    variables an original pipeline was configured with to fields: when set, they override the
+    configuration file (flags still win), and the resolved value is what the run records.
     """
 
     model_config = ConfigDict(extra="forbid")
+    environment: ClassVar[dict[str, str]] = {}
 
     def data_roots(self) -> list[Path]:
         """The raw-data folders among the settings (fields typed ``DataRoot``)."""
@@ -66,7 +69,8 @@ class Pipeline:
     ``tools`` are the pipeline's own commands (``astroflow PIPELINE TOOL ...``): name ->
     ``"module:function"``, the function taking the remaining arguments and returning an exit code.
     ``calibrations`` declares the look-up policy of each calibration type the steps use
-    (:class:`astroflow.calib.CalibType`); ``arrivals`` what ``astroflow watch`` waits for
+    (:class:`astroflow.calib.CalibType`), ``db_migrations`` the Alembic folders (or packages) of
+    the pipeline's own tables in the same database; ``arrivals`` what ``astroflow watch`` waits for
     (:class:`astroflow.arrivals.Arrivals`); ``partition`` the settings field that partitions runs
     (a night, a DAY-OBS, a test session).
     """
@@ -79,6 +83,7 @@ class Pipeline:
     report: Callable | None = None
     tools: Mapping[str, str] = field(default_factory=dict)
     calibrations: Mapping[str, Any] = field(default_factory=dict)
+    db_migrations: tuple[str, ...] = ()
     arrivals: Any = None
     partition: str | None = None
     doc: str = ""

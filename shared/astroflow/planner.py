@@ -64,11 +64,12 @@ def state_for(run_dir: Path, cfg: run_config.RunConfig) -> deps.State:
     from astroflow.executor import admitted_files
 
     pipeline = get_pipeline(cfg.pipeline)
-    checker = calibration_checker(run_dir, cfg.run.db_url, pipeline.calibrations) if pipeline.calibrations else None
+    checker = (calibration_checker(run_dir, cfg.run.db_url, pipeline.calibrations, pipeline.db_migrations)
+               if pipeline.calibrations else None)
     return deps.State(run_dir, cfg.settings, code_version(cfg), admitted_files(run_dir), checker)
 
 
-def calibration_checker(run_dir: Path, db_url: str | None, types: dict):
+def calibration_checker(run_dir: Path, db_url: str | None, types: dict, migrations: tuple[str, ...] = ()):
     """``(record) -> reason | None``: whether the calibrations a record used would still be chosen.
 
     Cheap while nothing of a type changed in the library (its revision); otherwise the look-up is
@@ -80,7 +81,7 @@ def calibration_checker(run_dir: Path, db_url: str | None, types: dict):
 
     from astroflow.calib import CalibrationNotFound, Library, NoCalibration
 
-    lib = Library.for_run(run_dir, db_url)
+    lib = Library.for_run(run_dir, db_url, migrations=migrations)
     revisions: dict[str, int] = {}
     chosen: dict[tuple, object] = {}
 

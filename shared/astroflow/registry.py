@@ -11,6 +11,7 @@ PIPELINES = {
     "tec": "steps.tec.pipeline:TEC",
     "elixer": "steps.elixer.pipeline:ELIXER",
     "hetdex": "steps.hetdex.pipeline:HETDEX",
+    "nres": "steps.nres.pipeline:NRES",
 }
 
 

@@ -98,6 +98,7 @@ class Context:
     admitted: set[str] | None = None  # a watched run's complete files (None: every file counts)
     calib_types: Mapping[str, Any] = field(default_factory=dict)  # the pipeline's CalibType per type
     db_url: str | None = None
+    db_migrations: tuple[str, ...] = ()
     code_version: str = ""
     settings_read: set[str] = field(default_factory=set)
     unit_deps: deps.Recorder = field(default_factory=deps.Recorder)
@@ -185,7 +186,7 @@ class Context:
         if self._library is None:
             from astroflow.calib import Library
 
-            self._library = Library.for_run(self.run_dir, self.db_url)
+            self._library = Library.for_run(self.run_dir, self.db_url, migrations=self.db_migrations)
         return self._library
 
     def calibration(self, ctype: str, at: datetime, **attributes) -> Path:

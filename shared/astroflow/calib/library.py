@@ -304,6 +304,11 @@ class Library:
             self._engine, self._pid = engine, pid
         return self._engine
 
+    def session(self, write: bool = False):
+        """A session on the library's database in one transaction (committed on success), for a
+        pipeline's own tables (its ``migrations`` branch); ``write`` takes SQLite's write lock."""
+        return self._session(write)
+
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Session]:
         """A session in one transaction, committed on success (``write``: take SQLite's write

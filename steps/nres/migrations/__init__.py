@@ -1,0 +1,1 @@
+"""NRES's Alembic branch (``nres``) in the calibration library's database."""

@@ -1,0 +1,34 @@
+"""NRES on its simulator, scored against the truth (issue 13's acceptance figures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from astroflow import config, runner
+from steps.nres import scoring
+from steps.nres.pipeline import NRES
+
+
+@pytest.fixture(scope="module")
+def demo(nres_sim, tmp_path_factory):
+    out = tmp_path_factory.mktemp("nres_run") / "run"
+    cfg = config.resolve(NRES, settings=nres_sim.settings, runner={"workers": 2})
+    res = runner.run(NRES, cfg, out, progress=False)
+    assert res.ok, {n: s.message for n, s in res.steps.items() if s.state != "done"}
+    return out, nres_sim
+
+
+def test_master_bias_level_and_read_noise_within_2_percent(demo):
+    out, sim = demo
+    scores = scoring.bias(out, sim.truth)
+    assert len(scores) == 2
+    for s in scores:
+        assert abs(s["read_noise_error"]) < 0.02, s
+        assert abs(s["level_error_e"]) < 0.02 * max(abs(s["level_e"]), 1.0) + 0.1, s
+
+
+def test_traces_within_a_tenth_of_a_pixel(demo):
+    out, sim = demo
+    for s in scoring.traces(out, sim.truth):
+        assert s["found"] == s["expected"] == 36, s
+        assert s["max_offset_px"] < 0.1, s

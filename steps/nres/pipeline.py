@@ -10,14 +10,18 @@ from __future__ import annotations
 from astroflow.arrivals import Arrivals
 from astroflow.pipeline import Pipeline
 from steps.nres.calibrations import CALIBRATIONS
+from steps.nres.extract import extract
 from steps.nres.db import MIGRATIONS
 from steps.nres.index import index
 from steps.nres.profile import profile
+from steps.nres.rv import rv
+from steps.nres.template import template
 from steps.nres.reduce_frame import reduce_arc, reduce_bias, reduce_dark, reduce_flat, reduce_target
 from steps.nres.settings import NresSettings
 from steps.nres.simulation import NresSimulation, simulate
 from steps.nres.stack import stack_arc, stack_bias, stack_dark, stack_flat
 from steps.nres.trace import trace
+from steps.nres.wavelength import wavelength
 
 NRES = Pipeline(
     "nres",
@@ -41,6 +45,10 @@ NRES = Pipeline(
         profile,        # profile and blaze per master flat
         reduce_arc,     # + bias, dark (fan-out by DOUBLE frame)
         stack_arc,      # DOUBLE per night and fiber state
+        wavelength,     # TRIPLE and the ThAr solution per fiber (fan-out by night and camera)
         reduce_target,  # + bias, dark (fan-out by TARGET frame)
+        extract,        # 1-D spectra, drift-corrected wavelengths, continuum (fan-out by science frame)
+        template,       # ZERO files of the RV standards (fan-out by standard and night)
+        rv,             # radial velocities, barycentric correction, the -1d.fits (fan-out by science frame)
     ],
 )

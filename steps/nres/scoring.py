@@ -50,3 +50,38 @@ def traces(run: Path, truth: Path) -> list[dict]:
         out.append({"site": r["site"], "day_obs": r["day_obs"], "found": len(found), "expected": len(tt),
                     "max_offset_px": max(worst), "median_offset_px": float(np.median(worst))})
     return out
+
+
+def wavelengths(run: Path, truth: Path) -> list[dict]:
+    """Per night and fiber: the solution against the true lambda(x) of every order (rms, in A and
+    m/s), and the line residuals it reports (SIGLAM)."""
+    from steps.nres.wavelength import read_solutions
+
+    true = _truth(truth, "wavelengths")
+    out = []
+    for r in read_dataset(Path(run) / "wavelength").to_pylist():
+        sol = read_solutions(Path(run) / r["path"])[r["fiber"]]
+        diffs, rel = [], []
+        for t in true:
+            if (t["site"], t["day_obs"], t["fiber"]) != (r["site"], r["day_obs"], r["fiber"]):
+                continue
+            lam = np.asarray(t["wavelength"])
+            fit = sol(np.arange(lam.size), float(t["m"]))
+            diffs.append(fit - lam)
+            rel.append((fit - lam) / lam)
+        d, v = np.concatenate(diffs), np.concatenate(rel) * 299792458.0
+        out.append({"site": r["site"], "day_obs": r["day_obs"], "fiber": r["fiber"], "siglam": r["siglam"],
+                    "rms_a": float(np.sqrt(np.mean(d ** 2))), "rms_m_s": float(np.sqrt(np.mean(v ** 2))),
+                    "mean_m_s": float(np.mean(v)), "orders": len(diffs)})
+    return out
+
+
+def velocities(run: Path, truth: Path) -> list[dict]:
+    """Per science frame: RV and BARYCORR against the truth (m/s), with the reported RVERR."""
+    true = {t["filename"]: t for t in _truth(truth, "frames")}
+    out = []
+    for r in read_dataset(Path(run) / "rv").to_pylist():
+        t = true[r["filename"]]
+        out.append({"filename": r["filename"], "object": r["object"], "snr": t["snr"], "rv_error": r["rv"] - t["rv_m_s"],
+                    "rv_err": r["rv_err"], "barycorr_error": r["barycorr"] - t["barycorr_m_s"]})
+    return out

@@ -37,6 +37,10 @@ class NresSettings(Settings):
     min_dark: int = Field(5, ge=1, description="frames needed to stack a master DARK")
     min_flat: int = Field(5, ge=1, description="frames needed to stack a master FLAT (per fiber state)")
     min_double: int = Field(1, ge=1, description="frames needed to stack a DOUBLE arc")
+    templates: list[str] = Field(default_factory=list, description="RV standards to make ZERO files from (empty: "
+                                 "every target with template_min_frames exposures in one night)")
+    template_min_frames: int = Field(5, ge=1, description="exposures of one night that make a ZERO (the runbook: 5 at S/N ~200)")
+    template_min_snr: float = Field(30.0, ge=0, description="exposures below this S/N are left out of a ZERO")
 
     @model_validator(mode="after")
     def _dates(self):

@@ -82,14 +82,15 @@ def read_targets(path: str | Path) -> tuple[dict[str, Target], list[str]]:
         raise ItemError(f"targets.csv lacks the column(s) {', '.join(missing)}", path=path)
     for line, row in enumerate(reader, start=2):
         if None in row or any(v is None for v in row.values()):  # too many or too few fields
-            problems.append(f"{path}:{line}: {len(row) - (None in row) + len(row.get(None) or [])} fields where the "
-                            f"header has {len(reader.fieldnames)}")
+            n = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+            problems.append(f"{path}:{line}: row {row.get('Name')!r} has {n} fields where the header has "
+                            f"{len(reader.fieldnames)}")
             continue
         try:
             t = Target.model_validate({k.strip(): v for k, v in row.items() if k is not None})
         except ValidationError as exc:
             err = exc.errors()[0]
-            problems.append(f"{path}:{line}: {'.'.join(map(str, err['loc']))}: {err['msg']}")
+            problems.append(f"{path}:{line}: row {row.get('Name')!r}: {'.'.join(map(str, err['loc']))}: {err['msg']}")
             continue
         targets[t.name] = t
     return targets, problems

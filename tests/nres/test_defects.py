@@ -42,3 +42,15 @@ def test_too_few_flats_keep_the_previous_master_and_say_so(defect_run):
     used = next(recs for item, recs in m["calibrations"].items() if night in item)
     fallback = [r for r in used if r["type"] == "FLAT" and r["attributes"]["fiber_state"] == "011"]
     assert fallback and night not in fallback[0]["path"]  # the previous night's master
+
+
+def test_targets_without_a_usable_row_get_no_rv_and_a_reason(defect_run):
+    res, out, defects = defect_run
+    rv = errors(out, "rv")
+    missing = defects["missing_target"]["filename"].split()
+    for name in missing:
+        assert "HD37124: it has no row in targets.csv" in rv[name]["message"]
+    malformed = [e for e in rv.values() if "HD30495" in e["message"]]
+    assert malformed and "malformed" in malformed[0]["message"] and "fields" in malformed[0]["message"]
+    good = rundir.read_dataset(out / "rv").to_pylist()
+    assert good and all(abs(r["rv"]) < 1e5 for r in good)

@@ -71,3 +71,12 @@ def test_the_sample_night_is_calibrated(sample_run):
     assert (traced["n_orders"], traced["n_traces"]) == (12, 36) and traced["median_rms_px"] < 0.1
     reduced = rundir.read_dataset(out / "reduce_target").to_pylist()
     assert all(r["bias"].startswith("cptnres03_fl13_bias_20240115") and r["dark"] for r in reduced)
+
+
+def test_the_sample_night_gets_wavelengths_and_velocities(sample_run):
+    res, out = sample_run
+    for r in rundir.read_dataset(out / "wavelength").to_pylist():
+        assert r["n_lines"] > 50 and r["siglam"] < 0.005 and r["m_max"] - r["m_min"] == 11, r
+    rv = rundir.read_dataset(out / "rv").to_pylist()
+    assert len(rv) == 10 and all(r["n_orders"] >= 8 and abs(r["rv"]) < 1e5 for r in rv)
+    assert {r["template"] for r in rv} == {"HD49933"}  # the night's five exposures made the ZERO

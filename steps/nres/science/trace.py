@@ -22,22 +22,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.polynomial import legendre
-from scipy import ndimage, signal
+from scipy import signal
 
 __all__ = [
     "TraceSet",
-    "lit_fibers",
-    "find_peaks_in_column",
     "blind_trace",
-    "trace_two_flats",
+    "column_centroids",
+    "compare_traces",
+    "find_peaks_in_column",
+    "hand_trace_from_traces",
+    "lit_fibers",
+    "read_hand_trace",
     "refine",
     "refine_two_flats",
-    "column_centroids",
-    "read_hand_trace",
-    "write_hand_trace",
     "trace_from_hand",
-    "hand_trace_from_traces",
-    "compare_traces",
+    "trace_two_flats",
+    "write_hand_trace",
 ]
 
 DEGREE = 5
@@ -82,7 +82,7 @@ class TraceSet:
 
     @property
     def n_orders(self) -> int:
-        return int(len(np.unique(self.order)))
+        return len(np.unique(self.order))
 
     def y(self, x=None) -> np.ndarray:
         """Trace centres: array (n_traces, len(x)); ``x`` defaults to every column."""
@@ -95,13 +95,13 @@ class TraceSet:
         hit = np.flatnonzero((self.order == order) & (self.fiber == fiber))
         return int(hit[0]) if hit.size else None
 
-    def select(self, keep) -> "TraceSet":
+    def select(self, keep) -> TraceSet:
         """A TraceSet with the rows ``keep`` (boolean mask or indices)."""
         keep = np.asarray(keep)
         return TraceSet(self.coeffs[keep], self.order[keep], self.fiber[keep], self.nx, self.ny,
                         self.x_min[keep], self.x_max[keep], self.rms[keep], dict(self.meta))
 
-    def sorted(self) -> "TraceSet":
+    def sorted(self) -> TraceSet:
         """Rows sorted by order, then by fiber."""
         idx = np.lexsort((self.fiber, self.order))
         return self.select(idx)
@@ -113,12 +113,12 @@ class TraceSet:
                 "nx": int(self.nx), "ny": int(self.ny)}
 
     @classmethod
-    def from_arrays(cls, d: dict) -> "TraceSet":
+    def from_arrays(cls, d: dict) -> TraceSet:
         return cls(np.asarray(d["coeffs"]), d["order"], d["fiber"], int(d["nx"]), int(d["ny"]),
                    d.get("x_min"), d.get("x_max"), d.get("rms"))
 
     @classmethod
-    def from_centres(cls, x, y, order, fiber, nx, ny, degree=DEGREE) -> "TraceSet":
+    def from_centres(cls, x, y, order, fiber, nx, ny, degree=DEGREE) -> TraceSet:
         """Fit degree-``degree`` Legendre series to sampled centres ``y`` (n, len(x))."""
         x = np.asarray(x, float)
         y = np.atleast_2d(np.asarray(y, float))
@@ -176,7 +176,7 @@ def find_peaks_in_column(image, x=None, half_width: int = 5, snr: float = 10.0,
     cut = np.nanmedian(image[:, lo:hi], axis=1)
     cut = np.nan_to_num(cut)
     noise = _noise_of_profile(cut)
-    peaks, props = signal.find_peaks(cut, distance=max(1, int(min_separation)),
+    peaks, _props = signal.find_peaks(cut, distance=max(1, int(min_separation)),
                                      prominence=snr * noise)
     peaks = peaks[(peaks > 0) & (peaks < ny - 1)]
     a, b, c = cut[peaks - 1], cut[peaks], cut[peaks + 1]
@@ -263,7 +263,7 @@ def _follow(image, y0, x0, hw, noise, snr, step, max_miss):
     both directions, each position a flux-weighted centroid in a window predicted by the last
     positions; stop a trace after ``max_miss`` steps below ``snr`` (median of ``step`` columns).
     Returns a list of (x array, y array, weight array) per trace."""
-    ny, nx = image.shape
+    _ny, nx = image.shape
     n = len(y0)
     out_x = [[] for _ in range(n)]
     out_y = [[] for _ in range(n)]
@@ -374,7 +374,7 @@ def blind_trace(flat, lit=(0, 1), hw: float | None = None, snr: float = 10.0,
     ny, nx = flat.shape
     lit = sorted(int(f) for f in lit)
     xc = nx // 2 if x_center is None else int(x_center)
-    peaks, heights, noise = find_peaks_in_column(flat, xc, snr=snr)
+    peaks, _heights, noise = find_peaks_in_column(flat, xc, snr=snr)
     if peaks.size == 0:
         raise ValueError("no trace found across the centre column: not a lit flat?")
     if hw is None:
@@ -672,10 +672,10 @@ def write_hand_trace(hand: dict) -> str:
     fibers = list(hand["fibers"])
     out = [str(hand.get("title", "By-hand ord posns")).strip(),
            "nfib " + " ".join(str(v) for v in [len(fibers)] + fibers),
-           "iord " + " ".join(f"{int(round(v)):6d}" if float(v).is_integer() else f"{v:8.2f}" for v in x)]
+           "iord " + " ".join(f"{round(v):6d}" if float(v).is_integer() else f"{v:8.2f}" for v in x)]
     for o, ys in zip(np.asarray(hand["order"]), np.asarray(hand["y"])):
         for y in ys:
-            out.append(f"{int(o):3d} " + " ".join(f"{int(round(v)):6d}" if float(v).is_integer()
+            out.append(f"{int(o):3d} " + " ".join(f"{round(v):6d}" if float(v).is_integer()
                                                   else f"{v:8.2f}" for v in y))
     return "\n".join(out) + "\n"
 

@@ -6,16 +6,26 @@ Method. In an echelle the grating equation gives ``m * lambda = G(x)`` with ``G`
 function for every order (to first order), so that ``ln lambda = ln G0 - ln m + H(u)`` with
 ``u = (x - x_c) / nx`` and ``H`` common to all orders (the velocity per pixel is the same in every
 order). Absolute order numbers are not known, but the traces are consecutive orders: ``m_i = m0 + s
-i`` for trace order index ``i`` with ``s = +-1``. The blind search (no per-site first guess) scans
-the sign of the dispersion, its size ``h = dH/du`` (log grid, from 0.3 to 10 km/s per pixel by
-default), ``s`` and ``m0``; for each ``h`` the lines of every order are correlated with the
-catalogue comb (lines of matching local density, binned at a tolerance of a few pixels), and the
-order correlations are summed along the shifts ``-ln(m0 + s i)`` that the echelle relation imposes:
-the true solution collects the lines of all orders at one ``ln G0`` (the combination follows the
-principle of Brandt et al. 2020, AJ 160, 25, xwavecal, without needing overlapping orders). The best
-candidates are refined by matching every line to the nearest catalogue line with shrinking
-tolerances and fitting ``lambda(x, m)`` as a 2D Legendre polynomial in ``x`` and ``1/m``,
-iteratively sigma-clipped; the candidate with most lines at sub-pixel residuals wins.
+i`` for trace order index ``i`` with ``s = +-1``. The blind search (no per-site first guess):
+
+1. Geometric hashing of line triplets (the affine-invariant position ratio of the middle line, the
+   idea of astrometry.net's quads and PypeIt's pattern matching): in each order of a block of
+   consecutive orders, triplets of the brightest lines of the central part of the order are
+   matched to catalogue triplets of the same ratio, the catalogue thinned to the density the
+   detections show (the brightest lines of every neighbourhood); each match votes for a local
+   dispersion ``h`` and offset ``c`` (ln lambda at the centre). Scanned per octave of velocity per
+   pixel (0.5-8 km/s, the common 1-4 km/s first) and for a relative curvature ``kappa`` of H (``u``
+   warped to ``u + kappa u^2``; 0 first, then +-0.15, +-0.3, +-0.45) until a convincing solution.
+2. The most significant cells of every order are verified by matching the order's lines; verified
+   cells are grouped by a dispersion common to all orders, and ``(s, m0)`` is the pair that makes
+   most orders agree on ``ln G0 = ln lambda_c,i + ln(m0 + s i)`` (the echelle relation across the
+   traces; the principle of Brandt et al. 2020, AJ 160, 25, xwavecal, without needing overlapping
+   orders).
+3. Refinement: lines matched to the nearest catalogue line with tolerances that shrink while the
+   window of columns grows from the centre, the 2D solution ``lambda(x, m)`` (Legendre polynomial
+   in ``x`` and ``1/m``) refitted with growing degrees and iterative sigma clipping; the candidate
+   with most lines beyond chance (the matches of the same solution displaced by a few pixels)
+   wins; the block solution is then extended to every order.
 
 Quality figures as banzai-nres defines them (qc_wavelength): SIGLAM the (robust) standard deviation
 of measured minus catalogue wavelengths of the matched lines (Angstrom); RVPRECSN that scatter in
@@ -32,16 +42,16 @@ from scipy import ndimage, signal
 
 __all__ = [
     "C_KMS",
-    "parse_line_list",
-    "find_lines",
     "WavelengthSolution",
+    "apply_drift",
+    "drift",
+    "find_lines",
     "fit_solution",
     "identify_blind",
+    "parse_line_list",
+    "quality",
     "solve",
     "solve_guided",
-    "quality",
-    "drift",
-    "apply_drift",
 ]
 
 C_KMS = 299792.458
@@ -232,7 +242,7 @@ class WavelengthSolution:
                 "rms": float(self.rms), "n_lines": int(self.n_lines)}
 
     @classmethod
-    def from_arrays(cls, d: dict) -> "WavelengthSolution":
+    def from_arrays(cls, d: dict) -> WavelengthSolution:
         return cls(np.asarray(d["coeffs"], float), int(d["nx"]), float(d["m_min"]), float(d["m_max"]),
                    int(d["m0"]), int(d["s"]), float(d.get("rms", np.nan)), int(d.get("n_lines", 0)))
 
@@ -245,6 +255,21 @@ def _design(x, m, nx, m_min, m_max, deg_x, deg_m):
     vx = legendre.legvander(xt, deg_x)
     vm = legendre.legvander(wt, deg_m)
     return (vx[:, :, None] * vm[:, None, :]).reshape(len(xt), -1)
+
+
+def _wlsq(V, y, w):
+    """Weighted linear least squares by the normal equations (the Legendre basis keeps them well
+    conditioned), with an SVD fallback."""
+    A = V.T @ (V * w[:, None])
+    b = V.T @ (y * w)
+    try:
+        c = np.linalg.solve(A, b)
+        if np.all(np.isfinite(c)):
+            return c
+    except np.linalg.LinAlgError:
+        pass
+    sw = np.sqrt(w)
+    return np.linalg.lstsq(V * sw[:, None], y * sw, rcond=None)[0]
 
 
 def fit_solution(x, m, wavelength, nx: int, deg_x: int = 5, deg_m: int = 3, weights=None,
@@ -279,8 +304,7 @@ def fit_solution(x, m, wavelength, nx: int, deg_x: int = 5, deg_m: int = 3, weig
     for _ in range(max_iter):
         if keep.sum() < V.shape[1]:
             break
-        sw = np.sqrt(w[keep])
-        coeffs, *_ = np.linalg.lstsq(V[keep] * sw[:, None], lam[keep] * sw, rcond=None)
+        coeffs = _wlsq(V[keep], lam[keep], w[keep])
         res = lam - V @ coeffs
         s_ = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
         s_ = max(s_, 1e-6)
@@ -383,7 +407,7 @@ def _catalogue_triplets(lnl, smin, smax):
     return k1, k2, k3, (lnl[k2] - lnl[k1]) / span, span
 
 
-def _triplet_cells(order_u, order_amp, cat: "_Catalogue", nx, v_range=(0.5, 8.0), n_bright=12,
+def _triplet_cells(order_u, order_amp, cat: _Catalogue, nx, v_range=(0.5, 8.0), n_bright=12,
                    density_factor=1.5, eps=0.008, smin=0.08, smax=0.35, hbin=0.02, cbin_px=8.0,
                    min_votes=4, window=1.0):
     """Geometric hashing of line triplets (the affine-invariant ratio of the middle line's position,
@@ -411,7 +435,7 @@ def _triplet_cells(order_u, order_amp, cat: "_Catalogue", nx, v_range=(0.5, 8.0)
         h_lo, h_hi = hs, min(2 * hs, hmax)
         keep = cat.subset_for(hs * np.sqrt(2), density_factor * nper / window)
         lnl = cat.lnl[keep]
-        k1, k2, k3, rho, span = _catalogue_triplets(lnl, smin * h_lo, smax * h_hi)
+        k1, _k2, k3, rho, span = _catalogue_triplets(lnl, smin * h_lo, smax * h_hi)
         hs *= 2
         if rho.size == 0:
             continue
@@ -467,10 +491,12 @@ def _triplet_cells(order_u, order_amp, cat: "_Catalogue", nx, v_range=(0.5, 8.0)
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _local_fit(u, cat_lnl, h, c, nx, tolerances=(4.0, 2.5, 1.5)):
+def _local_fit(u, cat_lnl, h, c, nx, tolerances=(4.0, 2.5, 1.5, 1.0)):
     """Verify a local (order) solution ln(lambda) = c + h u: match lines to the nearest catalogue
     line within shrinking tolerances (pixels), refitting a line (then a parabola). Returns
-    (n_matched, coeffs of ln lambda in u [c, h, q], rms in px)."""
+    (excess, coeffs of ln lambda in u [c, h, q], rms in px, n_matched): ``excess`` is the number
+    of lines matched at the last tolerance beyond the chance expectation (catalogue lines per
+    pixel in the order's range times the window, times the lines)."""
     coef = np.array([c, h, 0.0])
     n_ok, rms = 0, np.inf
     for tol in tolerances:
@@ -479,30 +505,36 @@ def _local_fit(u, cat_lnl, h, c, nx, tolerances=(4.0, 2.5, 1.5)):
         ref = np.where(np.abs(cat_lnl[j - 1] - pred) < np.abs(cat_lnl[j] - pred), cat_lnl[j - 1], cat_lnl[j])
         d = (pred - ref) / (abs(coef[1]) / nx)
         ok = np.abs(d) < tol
-        # one catalogue line per detected line and vice versa
         if ok.sum() >= 2:
             _, first = np.unique(ref[ok], return_index=True)
             idx = np.flatnonzero(ok)[first]
-            ok = np.zeros_like(ok); ok[idx] = True
+            ok = np.zeros_like(ok)
+            ok[idx] = True
         n_ok = int(ok.sum())
         if n_ok < 3:
-            return n_ok, coef, np.inf
+            return -1.0, coef, np.inf, n_ok
         deg = 2 if n_ok >= 6 else 1
         p = np.polyfit(u[ok], ref[ok], deg)
         coef = np.array([p[-1], p[-2], p[0] if deg == 2 else 0.0])
         res = (np.polyval(p, u[ok]) - ref[ok]) / (abs(coef[1]) / nx)
         rms = float(np.sqrt(np.mean(res ** 2)))
-    return n_ok, coef, rms
+    pred = coef[0] + coef[1] * u + coef[2] * u * u
+    lo, hi = np.searchsorted(cat_lnl, [pred.min(), pred.max()])
+    span_px = max(1.0, (pred.max() - pred.min()) / (abs(coef[1]) / nx))
+    chance = u.size * min(1.0, (hi - lo) / span_px * 2 * tolerances[-1])
+    return n_ok - chance - 2.0 * np.sqrt(chance + 1.0), coef, rms, n_ok
 
 
-def _coarse_candidates(order_u, order_amp, cat: "_Catalogue", nx, v_range=(0.5, 8.0),
-                       m_range=(10, 250), n_keep=5, window=1.0, **kw):
-    """Candidates of the blind search on a block of consecutive orders: triplet votes per order
-    (``_triplet_cells``), the dispersion common to all orders (the sum over orders of each order's
-    best cell, in units of that order's cell-count scatter), each order's offset verified by
-    matching its lines, and the order-number offset ``m0`` and direction ``s`` from the echelle
-    relation ``ln(lambda_c) + ln(m0 + s i) = ln G0`` across the orders. Returns tuples
-    (score, n_orders_agreeing, h, s, m0, lnG0), best first."""
+def _coarse_candidates(order_u, order_amp, cat: _Catalogue, nx, v_range=(0.5, 8.0),
+                       m_range=(10, 250), n_keep=5, window=1.0, cells_per_order=30, **kw):
+    """Candidates of the blind search on a block of consecutive orders. (1) Triplet votes per order
+    (``_triplet_cells``); (2) the ``cells_per_order`` most significant cells of every order verified
+    by matching the order's bright lines to the thinned catalogue with that cell's local solution
+    (``_local_fit``); (3) verified cells grouped by a dispersion common to all orders (within 3 %);
+    (4) for each group, the order-number offset ``m0`` and direction ``s`` that make the most
+    orders agree on ``ln G0 = ln(lambda_c) + ln(m0 + s i)`` (the echelle relation). Returns tuples
+    (score, n_orders_agreeing, h, s, m0, lnG0, q), best first (``q``: the mean curvature of ln
+    lambda in u of the agreeing orders, in the coordinates given)."""
     span = max(1e-3, max((np.ptp(u) for u in order_u if u.size > 1), default=window))
     window = min(window, span * 1.05) if span < window else window
     cells = _triplet_cells(order_u, order_amp, cat, nx, v_range=v_range, window=window,
@@ -510,89 +542,85 @@ def _coarse_candidates(order_u, order_amp, cat: "_Catalogue", nx, v_range=(0.5, 
     if cells["order"].size == 0:
         return []
     N = len(order_u)
-    # significance of each cell against its chance level
     norm = (cells["count"] - cells["mu"]) / np.sqrt(cells["mu"] + 1.0)
-    # global dispersion: for each (sign, hb) the sum over orders of the best normalised cell
-    key_o = (cells["order"] * 2 + (cells["sign"] > 0)) * 100000 + (cells["hb"] + 50000)
-    uk, inv = np.unique(key_o, return_inverse=True)
-    best_o = np.full(uk.size, -np.inf)
-    np.maximum.at(best_o, inv, norm)
-    o_of = uk // 100000 // 2
-    s_of = np.where((uk // 100000) % 2 == 1, 1, -1)
-    h_of = uk % 100000 - 50000
-    glob = {}
-    for o_, s_, h_, v in zip(o_of, s_of, h_of, best_o):
-        for dh in (-1, 0, 1):
-            d = glob.setdefault((int(s_), int(h_ + dh)), {})
-            d[int(o_)] = max(d.get(int(o_), -np.inf), v)
-    ranked = sorted(((sum(max(0.0, x) for x in d.values()), k) for k, d in glob.items()), reverse=True)
-    # distinct dispersion hypotheses
-    hyps = []
-    for score, (s_, hb) in ranked:
-        if any(s_ == t[1] and abs(hb - t[2]) <= 2 for t in hyps):
-            continue
-        hyps.append((score, s_, hb))
-        if len(hyps) >= n_keep:
-            break
     bright_u = []
     for u, a in zip(order_u, order_amp):
         o = np.sort(np.argsort(-np.asarray(a))[:20])
         bright_u.append(np.asarray(u)[o])
     nper = max(3.0, float(np.median([len(u) for u in bright_u])))
-    cands = []
-    idx_i = np.arange(N)
-    for score, sgn, hb in hyps:
-        # per order: verify the best few cells near this dispersion
-        lam_c = np.full(N, np.nan)
-        nmatch = np.zeros(N, int)
-        hloc = np.full(N, np.nan)
-        qloc = np.full(N, np.nan)
-        near = (cells["sign"] == sgn) & (np.abs(cells["hb"] - hb) <= 1)
-        for i in range(N):
-            sel = np.flatnonzero(near & (cells["order"] == i))
-            if sel.size == 0 or bright_u[i].size < 3:
-                continue
-            top = sel[np.argsort(-cells["count"][sel])[:5]]
-            best = (0, None, np.inf)
-            h_here = float(np.exp((hb + 0.5) * 0.02))
-            ref_lnl = cat.lnl[cat.subset_for(h_here, 2.0 * nper / window)]
-            for t in top:
-                n_ok, coef, rms = _local_fit(bright_u[i], ref_lnl, cells["h"][t], cells["c"][t], nx)
-                if n_ok > best[0] or (n_ok == best[0] and rms < best[2]):
-                    best = (n_ok, coef, rms)
-            if best[1] is not None and best[0] >= 3 and best[2] < 1.0:
-                lam_c[i] = best[1][0]
-                hloc[i] = best[1][1]
-                qloc[i] = best[1][2]
-                nmatch[i] = best[0]
-        good = np.isfinite(lam_c)
-        if good.sum() < 2:
+    # (2) verification of the best cells of every order
+    ver = []          # (order, sign, h, lnlam_c, q, n_ok)
+    thin = {}
+    for i in range(N):
+        sel = np.flatnonzero(cells["order"] == i)
+        if sel.size == 0 or bright_u[i].size < 3:
             continue
-        h_med = float(np.median(hloc[good]))
+        top = sel[np.argsort(-norm[sel])[:cells_per_order]]
+        for t in top:
+            hb = int(cells["hb"][t])
+            if hb not in thin:
+                thin[hb] = cat.lnl[cat.subset_for(float(np.exp((hb + 0.5) * 0.02)), 2.0 * nper / window)]
+            excess, coef, rms, n_ok = _local_fit(bright_u[i], thin[hb], cells["h"][t], cells["c"][t], nx)
+            if excess > 1.0 and n_ok >= 4 and rms < 0.6:
+                ver.append((i, int(np.sign(coef[1])), float(coef[1]), float(coef[0]), float(coef[2]),
+                            excess))
+    if not ver:
+        return []
+    ver = np.array(ver, dtype=float)
+    vi, vs, vh, vc, vq, vn = (ver[:, k] for k in range(6))
+    vi = vi.astype(int)
+    # (3) dispersion groups: seeds in order of support
+    groups = []
+    order = np.argsort(-vn)
+    used = np.zeros(len(ver), bool)
+    for j in order:
+        if used[j]:
+            continue
+        member = (vs == vs[j]) & (np.abs(vh / vh[j] - 1) < 0.03)
+        # best verified cell per order counts once
+        support = 0.0
+        for i in np.unique(vi[member]):
+            support += vn[member & (vi == i)].max()
+        groups.append((support, np.flatnonzero(member)))
+        used |= member & (np.abs(vh / vh[j] - 1) < 0.015)
+    groups.sort(key=lambda g: -g[0])
+    cands = []
+    for support, members in groups[:n_keep]:
+        gi, gc, gn, gh, gq = vi[members], vc[members], vn[members], vh[members], vq[members]
+        h_med = float(np.median(gh))
         tol = 3.0 * abs(h_med) / nx            # 3 px at the centre
         best = None
         for s in (1, -1):
             for m0 in range(int(m_range[0]), int(m_range[1]) + 1):
-                m = m0 + s * idx_i
-                if m.min() < 1:
+                m = m0 + s * gi
+                if m.min() < 1 or (m0 + s * (N - 1)) < 1:
                     continue
-                g = lam_c + np.log(m)
-                gv = g[good]
-                wv = nmatch[good]
-                # the ln G0 supported by most matched lines
-                for g0 in gv:
-                    agree = np.abs(gv - g0) < tol
-                    sc = int(wv[agree].sum())
-                    if best is None or sc > best[0]:
-                        best = (sc, int(agree.sum()), s, m0, float(np.average(gv[agree], weights=wv[agree])),
-                                agree)
+                g = gc + np.log(m)
+                agree = np.abs(g[:, None] - g[None, :]) < tol           # (cand g0, cell)
+                # per candidate g0: the sum over orders of the best agreeing cell
+                score = np.zeros(len(g))
+                for i in np.unique(gi):
+                    col = gi == i
+                    score += np.max(np.where(agree[:, col], gn[col][None, :], 0.0), axis=1)
+                k = int(np.argmax(score))
+                if best is None or score[k] > best[0]:
+                    best = (float(score[k]), s, m0, k, agree[k].copy())
         if best is None:
             continue
-        sc, nagree, s, m0, lnG0, agree = best
-        gi = np.flatnonzero(good)[agree]
-        h_ag = float(np.average(hloc[gi], weights=nmatch[gi]))
-        q_ag = float(np.median(qloc[gi])) if gi.size >= 3 else 0.0
-        cands.append((float(sc), nagree, h_ag, s, m0, lnG0, q_ag))
+        sc, s, m0, k, agree = best
+        # one cell per order among the agreeing ones (the best supported)
+        keep = []
+        for i in np.unique(gi[agree]):
+            c_ = np.flatnonzero(agree & (gi == i))
+            keep.append(c_[np.argmax(gn[c_])])
+        keep = np.array(keep)
+        m = m0 + s * gi[keep]
+        lnG0 = float(np.average(gc[keep] + np.log(m), weights=gn[keep]))
+        h_ag = float(np.average(gh[keep], weights=gn[keep]))
+        q_ag = float(np.median(gq[keep])) if keep.size >= 3 else 0.0
+        if any(c[3] == s and c[4] == m0 for c in cands):
+            continue
+        cands.append((sc, int(keep.size), h_ag, s, m0, lnG0, q_ag))
     cands.sort(key=lambda c: -c[0])
     return cands
 
@@ -605,7 +633,7 @@ def _brightest_in(l, nx, umax, n):
     inner = np.flatnonzero(np.abs(u) <= umax)
     outer = np.flatnonzero(np.abs(u) > umax)
     out[inner[np.argsort(-l["amplitude"][inner])[:n]]] = True
-    nout = int(round(n * (0.5 - umax) / max(umax, 1e-3)))
+    nout = round(n * (0.5 - umax) / max(umax, 1e-3))
     out[outer[np.argsort(-l["amplitude"][outer])[:nout]]] = True
     return out
 
@@ -633,7 +661,7 @@ def _refine_candidate(lines, order_index, nx, cat: _Catalogue, cand, deg_x=5, de
     The merit (``_merit``) is the number of lines matched within ``final_tol`` minus the number
     matched when the solution is displaced by a few pixels (the chance rate of the line list's
     density). Returns (solution, matched table dict) or None."""
-    sig, score, h, s, m0, lnG0 = cand[:6]
+    sig, _score, h, s, m0, lnG0 = cand[:6]
     q = cand[6] if len(cand) > 6 else 0.0
     x_all = np.concatenate([l["x"] for l in lines])
     i_all = np.concatenate([np.full(len(l["x"]), oi) for l, oi in zip(lines, order_index)])
@@ -662,9 +690,9 @@ def _refine_candidate(lines, order_index, nx, cat: _Catalogue, cand, deg_x=5, de
     widths += [0.5, 0.5]
     stage_a = []
     for k, w in enumerate(widths):
-        dx = 1 if k == 0 else (2 if w < 0.3 else 3)
+        dx = 2 if w < 0.3 else (3 if w < 0.45 else 4)
         dm = 1 if k < len(widths) - 1 else 2
-        stage_a.append((3.0 if k < 2 else 2.5 if w < 0.5 else 2.0, w, dx, dm))
+        stage_a.append((2.5 if w < 0.5 else 2.0, w, dx, dm))
     stage_b = ((1.5, 4, 2), (1.0, deg_x, deg_m), (0.7, deg_x, deg_m), (final_tol, deg_x, deg_m))
     for tol, umax, dx, dm in stage_a:
         ok, ref = _match(lam, disp, wl_thin, i_all, tol, bright & (np.abs(u) <= umax))
@@ -823,41 +851,41 @@ def _merit(sol, table):
     return float(table["x"].size - sol.meta.get("n_chance", 0.0))
 
 
-def _extend(lines, order_index, nx, cat, sol, deg_x, deg_m, step=2):
-    """Grow a block solution to every order: predict, match within shrinking tolerances, refit."""
+def _extend(lines, order_index, nx, cat, sol, deg_x, deg_m):
+    """Grow a block solution to every order: the block widens by half its size on each side per
+    step; lines are predicted, matched within 2, 1 and 0.6 px, and the 2D polynomial refitted."""
     x_all = np.concatenate([l["x"] for l in lines])
     i_all = np.concatenate([np.full(len(l["x"]), oi) for l, oi in zip(lines, order_index)])
     xerr = np.concatenate([l["x_err"] for l in lines])
     m_all = (sol.m0 + sol.s * i_all).astype(float)
-    m_range = (float(m_all.min()), float(m_all.max()))
-    done_lo = int(np.min(np.round((np.array([sol.m_min, sol.m_max]) - sol.m0) * sol.s)))
-    done_hi = int(np.max(np.round((np.array([sol.m_min, sol.m_max]) - sol.m0) * sol.s)))
-    lo, hi = done_lo, done_hi
+    ends = np.round((np.array([sol.m_min, sol.m_max]) - sol.m0) * sol.s).astype(int)
+    lo, hi = int(ends.min()), int(ends.max())
     imin, imax = int(i_all.min()), int(i_all.max())
-    table = None
+    ok = kept = use = None
     while True:
-        lo, hi = max(imin, lo - step), min(imax, hi + step)
+        grow = max(2, (hi - lo + 1) // 2)
+        lo, hi = max(imin, lo - grow), min(imax, hi + grow)
         use = (i_all >= lo) & (i_all <= hi)
-        lam = sol(x_all[use], m_all[use])
-        disp = np.abs(sol.dispersion(x_all[use], m_all[use]))
-        for tol in (3.0, 1.5, 0.8):
-            ref, _ = cat.nearest(lam)
-            d = np.abs(lam - ref)
-            ok = d < tol * disp
-            ok &= _unique_matches(ref, i_all[use], d, ok)
-            mr = (float(m_all[use].min()), float(m_all[use].max()))
-            sol_new, kept = fit_solution(x_all[use][ok], m_all[use][ok], ref[ok], nx, deg_x, deg_m,
-                                         m_range=mr if (lo > imin or hi < imax) else m_range,
-                                         m0=sol.m0, s=sol.s)
-            sol = sol_new
-            lam = sol(x_all[use], m_all[use])
-            disp = np.abs(sol.dispersion(x_all[use], m_all[use]))
-        sel = np.flatnonzero(use)[np.flatnonzero(ok)[kept]]
-        table = {"x": x_all[sel], "x_err": xerr[sel], "order_index": i_all[sel], "m": m_all[sel],
-                 "wavelength": cat.nearest(sol(x_all[sel], m_all[sel]))[0],
-                 "fit": sol(x_all[sel], m_all[sel])}
+        xs, ms, iis = x_all[use], m_all[use], i_all[use]
+        mr = (float(ms.min()), float(ms.max()))
+        lam = sol(xs, ms)
+        disp = np.abs(sol.dispersion(xs, ms))
+        for tol in (2.0, 1.0, 0.6):
+            ok, ref = _match(lam, disp, cat.wl, iis, tol)
+            if ok.sum() < 6:
+                break
+            sol, kept = fit_solution(xs[ok], ms[ok], ref[ok], nx, deg_x, deg_m, m_range=mr,
+                                     m0=sol.m0, s=sol.s, nsigma=3.0 if tol == 0.6 else 4.0)
+            lam = sol(xs, ms)
+            disp = np.abs(sol.dispersion(xs, ms))
         if lo == imin and hi == imax:
             break
+    ok, ref = _match(lam, disp, cat.wl, iis, 0.5)
+    sol, kept = fit_solution(xs[ok], ms[ok], ref[ok], nx, deg_x, deg_m, m_range=mr,
+                             m0=sol.m0, s=sol.s, nsigma=3.0)
+    sel = np.flatnonzero(use)[np.flatnonzero(ok)[kept]]
+    table = {"x": x_all[sel], "x_err": xerr[sel], "order_index": i_all[sel], "m": m_all[sel],
+             "wavelength": ref[np.flatnonzero(ok)[kept]], "fit": sol(x_all[sel], m_all[sel])}
     sol.meta["n_detected"] = int(x_all.size)
     return sol, table
 
@@ -865,41 +893,43 @@ def _extend(lines, order_index, nx, cat, sol, deg_x, deg_m, step=2):
 def solve_guided(lines, order_index, nx: int, guess: WavelengthSolution, line_wavelengths,
                  max_shift_px: float = 30.0, deg_x: int = 5, deg_m: int = 3):
     """Wavelength solution of a fiber from a first guess (another fiber's solution, last night's,
-    or the TRIPLE's): the shift in ``x`` that matches most lines within a pixel is found on a grid
-    of +-``max_shift_px``, then lines are matched within shrinking tolerances and the 2D polynomial
-    refitted. Same return as ``identify_blind``."""
-    cat = _Catalogue(line_wavelengths, None, rank_width=0.005)
+    or the TRIPLE's): the shift in ``x`` that matches most of the bright lines within half a pixel
+    is found on a 0.1 px grid over +-``max_shift_px``; lines are then matched within shrinking
+    tolerances (2 to 0.5 px) and the 2D polynomial refitted. Same return as ``identify_blind``."""
+    cat = _Catalogue(line_wavelengths, None)
     order_index = np.asarray(order_index, int)
     x_all = np.concatenate([l["x"] for l in lines])
     i_all = np.concatenate([np.full(len(l["x"]), oi) for l, oi in zip(lines, order_index)])
     xerr = np.concatenate([l["x_err"] for l in lines])
+    bright = np.concatenate([np.isin(np.arange(len(l["x"])), np.argsort(-l["amplitude"])[:20])
+                             for l in lines])
+    if x_all.size < 6:
+        raise ValueError("guided wavelength solution: fewer than 6 lines detected")
     m_all = guess.m_of_index(i_all).astype(float)
-    best = (-1, 0.0)
     disp0 = np.abs(guess.dispersion(x_all, m_all))
-    for sh in np.arange(-max_shift_px, max_shift_px + 0.25, 0.25):
-        lam = guess(x_all - sh, m_all)
-        ref, _ = cat.nearest(lam)
-        n = int(np.count_nonzero(np.abs(lam - ref) < 0.3 * disp0))
+    best = (-1, 0.0)
+    xb, mb, ib, db = x_all[bright], m_all[bright], i_all[bright], disp0[bright]
+    for sh in np.arange(-max_shift_px, max_shift_px + 0.05, 0.1):
+        ok, _ = _match(guess(xb - sh, mb), db, cat.wl, ib, 0.5)
+        n = int(ok.sum())
         if n > best[0]:
             best = (n, sh)
     sh = best[1]
     lam = guess(x_all - sh, m_all)
     disp = disp0
-    m_range = (float(m_all.min()), float(m_all.max()))
+    m_range = (min(float(m_all.min()), guess.m_min), max(float(m_all.max()), guess.m_max))
     sol, kept, ok = guess, None, None
-    for tol in (2.0, 1.0, 0.6, 0.5):
-        ref, _ = cat.nearest(lam)
-        d = np.abs(lam - ref)
-        ok = (d < tol * disp) & _unique_matches(ref, i_all, d, d < tol * disp)
+    for tol in (2.0, 1.0, 0.7, 0.5):
+        ok, ref = _match(lam, disp, cat.wl, i_all, tol)
         if ok.sum() < 6:
             raise ValueError("guided wavelength solution: fewer than 6 lines matched")
         sol, kept = fit_solution(x_all[ok], m_all[ok], ref[ok], nx, deg_x, deg_m, m_range=m_range,
-                                 m0=guess.m0, s=guess.s)
+                                 m0=guess.m0, s=guess.s, nsigma=3.0 if tol == 0.5 else 4.0)
         lam = sol(x_all, m_all)
         disp = np.abs(sol.dispersion(x_all, m_all))
     sel = np.flatnonzero(ok)[kept]
     table = {"x": x_all[sel], "x_err": xerr[sel], "order_index": i_all[sel], "m": m_all[sel],
-             "wavelength": cat.nearest(sol(x_all[sel], m_all[sel]))[0], "fit": sol(x_all[sel], m_all[sel])}
+             "wavelength": ref[sel], "fit": sol(x_all[sel], m_all[sel])}
     sol.meta.update({"n_detected": int(x_all.size), "guide_shift_px": float(sh)})
     return sol, table
 

@@ -1,0 +1,275 @@
+"""Radial velocities of NRES spectra by cross-correlation with a template (banzai-nres ``rv.py``):
+a coarse search from -2000 to 2000 km/s at 1 km/s, a fine one of +-2 km/s at 1 m/s around the
+sigma-clipped mean of the coarse order peaks, per-order peaks combined with 4-sigma clipping
+(median centre, robust scatter), RVERR = std / sqrt(N). The template is an observed ZERO (a coadd
+of exposures of a standard shifted to rest, ``make_zero``) or a model spectrum.
+
+The cross-correlation is the matched filter of Zackay & Ofek (2017, ApJ 836, 187) as banzai-nres
+uses it, applied to line depths: ``X(v) = sum(d t_v / sigma^2) / sqrt(sum(t_v^2 / sigma^2))`` with
+``d = 1 - normflux`` and ``t_v`` the template depth ``1 - T`` at ``lambda / (1 + v/c)`` (so that
+the continuum, which carries no velocity information, does not enter): ``X`` is the
+signal-to-noise of the template in the data at velocity ``v``. The coarse CCF is evaluated by FFT on
+a grid uniform in ln(lambda) (1 km/s steps), the fine one exactly every 20 m/s and interpolated
+(cubic spline) to 1 m/s. Velocities here are in m/s unless the name says km/s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+
+__all__ = [
+    "C_MS",
+    "coarse_ccf",
+    "cross_correlate",
+    "doppler_shift",
+    "make_zero",
+    "measure_rv",
+    "observed_velocity",
+]
+
+C_MS = 299792458.0
+C_KMS = C_MS / 1000.0
+
+
+def doppler_shift(wavelength, v_ms):
+    """Wavelengths seen from a source receding at ``v_ms``: ``lambda (1 + v/c)``."""
+    return np.asarray(wavelength, float) * (1.0 + v_ms / C_MS)
+
+
+def observed_velocity(rv_ms, barycorr_ms):
+    """The velocity a spectrum shows (topocentric, the optical convention) for a star of
+    barycentric radial velocity ``rv_ms`` and a barycentric correction ``barycorr_ms``: the inverse
+    of Wright & Eastman (2014) ``RV = v + BC + v BC / c``, i.e. ``v = (RV - BC) / (1 + BC / c)``."""
+    return (np.asarray(rv_ms, float) - barycorr_ms) / (1.0 + np.asarray(barycorr_ms, float) / C_MS)
+
+
+def _clean(wavelength, flux, uncertainty, mask=None):
+    w = np.asarray(wavelength, float)
+    f = np.asarray(flux, float)
+    e = np.asarray(uncertainty, float)
+    ok = np.isfinite(w) & np.isfinite(f) & np.isfinite(e) & (e > 0) & (w > 0)
+    if mask is not None:
+        ok &= np.asarray(mask) == 0
+    o = np.argsort(w[ok])
+    return w[ok][o], f[ok][o], e[ok][o]
+
+
+def _template_depth(template_wavelength, template_flux):
+    tw = np.asarray(template_wavelength, float)
+    tf = np.asarray(template_flux, float)
+    ok = np.isfinite(tw) & np.isfinite(tf) & (tw > 0)
+    o = np.argsort(tw[ok])
+    return tw[ok][o], 1.0 - tf[ok][o]
+
+
+def cross_correlate(velocities_kms, wavelength, flux, uncertainty, template_wavelength,
+                    template_flux, mask=None, chunk: int = 256):
+    """The CCF of one order at the given velocities (km/s), evaluated exactly (the template
+    interpolated linearly at ``lambda / (1 + v/c)``; zero depth outside it). ``flux`` and
+    ``template_flux`` are continuum-normalised. Returns ``xcor`` (signal-to-noise units)."""
+    v = np.atleast_1d(np.asarray(velocities_kms, float))
+    w, f, e = _clean(wavelength, flux, uncertainty, mask)
+    tw, td = _template_depth(template_wavelength, template_flux)
+    out = np.zeros(v.size)
+    if w.size < 2 or tw.size < 2:
+        return out
+    d = 1.0 - f
+    ivar = 1.0 / e ** 2
+    dop = 1.0 / (1.0 + v / C_KMS)
+    for a in range(0, v.size, chunk):
+        q = w[None, :] * dop[a:a + chunk, None]
+        t = np.interp(q.ravel(), tw, td, left=0.0, right=0.0).reshape(q.shape)
+        num = (t * (d * ivar)[None, :]).sum(axis=1)
+        den = (t * t * ivar[None, :]).sum(axis=1)
+        out[a:a + chunk] = np.where(den > 0, num / np.sqrt(np.where(den > 0, den, 1.0)), 0.0)
+    return out
+
+
+def coarse_ccf(wavelength, flux, uncertainty, template_wavelength, template_flux, mask=None,
+               v_min: float = -2000.0, v_max: float = 2000.0, step_kms: float = 1.0):
+    """The coarse CCF (km/s grid ``v_min..v_max`` by ``step_kms``) by FFT: data, weights and template
+    resampled on a grid uniform in ln(lambda) with the velocity step, the numerator and denominator
+    of ``cross_correlate`` as correlations, the result interpolated to the velocity grid and scaled
+    for the oversampling. Returns ``(v_kms, xcor)``."""
+    vgrid = np.arange(v_min, v_max + 0.5 * step_kms, step_kms)
+    w, f, e = _clean(wavelength, flux, uncertainty, mask)
+    tw, td = _template_depth(template_wavelength, template_flux)
+    if w.size < 4 or tw.size < 4:
+        return vgrid, np.zeros(vgrid.size)
+    delta = np.log1p(step_kms / C_KMS)
+    lw = np.log(w)
+    n = int(np.floor((lw[-1] - lw[0]) / delta)) + 1
+    g = lw[0] + delta * np.arange(n)
+    d = np.interp(g, lw, 1.0 - f)
+    ivar = np.interp(g, lw, 1.0 / e ** 2)
+    # pixels masked out of the order leave gaps: no weight where the nearest samples are far
+    gap = np.diff(lw)
+    big = np.flatnonzero(gap > 3 * np.median(gap))
+    for b in big:
+        ivar[(g > lw[b]) & (g < lw[b + 1])] = 0.0
+    kmax = int(np.ceil(max(np.log1p(v_max / C_KMS), -np.log1p(v_min / C_KMS)) / delta)) + 2
+    gt = lw[0] - kmax * delta + delta * np.arange(n + 2 * kmax)
+    t = np.interp(gt, np.log(tw), td, left=0.0, right=0.0)
+    L = 1 << int(np.ceil(np.log2(n + 2 * kmax + n)))
+    fa = np.conj(np.fft.rfft(d * ivar, L))
+    fw = np.conj(np.fft.rfft(ivar, L))
+    num_c = np.fft.irfft(fa * np.fft.rfft(t, L), L)
+    den_c = np.fft.irfft(fw * np.fft.rfft(t * t, L), L)
+    ks = np.arange(-kmax, kmax + 1)
+    num = num_c[kmax - ks]
+    den = den_c[kmax - ks]
+    xc = np.where(den > 1e-30, num / np.sqrt(np.clip(den, 1e-30, None)), 0.0)
+    vk = C_KMS * np.expm1(ks * delta)
+    # oversampling: samples per pixel in ln(lambda)
+    over = max(1.0, np.median(gap) / delta)
+    return vgrid, np.interp(vgrid, vk, xc) / np.sqrt(over)
+
+
+def _sigma_clip(values, nsigma=4.0, max_iter=5):
+    v = np.asarray(values, float)
+    keep = np.isfinite(v)
+    for _ in range(max_iter):
+        if keep.sum() < 3:
+            break
+        med = np.median(v[keep])
+        s = 1.4826 * np.median(np.abs(v[keep] - med))
+        if s <= 0:
+            break
+        new = np.isfinite(v) & (np.abs(v - med) <= nsigma * s)
+        if np.array_equal(new, keep):
+            break
+        keep = new
+    return keep
+
+
+def _templates(template, n_orders):
+    """Per-order (wavelength, flux) pairs from a per-order template (arrays (n_orders, npix) or a
+    list of pairs) or one model spectrum used for every order."""
+    if isinstance(template, dict):
+        tw, tf = template["wavelength"], template["flux"]
+    else:
+        tw, tf = template
+    tw = np.asarray(tw, dtype=object if isinstance(tw, list) else float)
+    if isinstance(tw, np.ndarray) and tw.dtype != object and tw.ndim == 1:
+        return [(np.asarray(tw, float), np.asarray(tf, float))] * n_orders
+    return [(np.asarray(a, float), np.asarray(b, float)) for a, b in zip(tw, tf)]
+
+
+def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mask=None,
+               v_range_kms=(-2000.0, 2000.0), coarse_step_kms: float = 1.0,
+               fine_half_width_kms: float = 2.0, fine_step_kms: float = 0.001,
+               fine_knot_kms: float = 0.02, nsigma: float = 4.0, min_snr: float = 5.0):
+    """Radial velocity of one spectrum (banzai-nres ``calculate_rv``).
+
+    ``wavelength``, ``normflux``, ``normuncertainty``, ``mask``: arrays (n_orders, nx) of the
+    science fiber (wavelengths already drift-corrected; NaN or masked pixels are left out);
+    ``template``: a ZERO from ``make_zero`` (per-order arrays or dict), or one model spectrum
+    ``(wavelength, flux)``, continuum-normalised and at rest; ``orders``: the rows to use (default:
+    all with data and template overlap). Orders whose coarse CCF peak has a signal-to-noise under
+    ``min_snr`` are left out.
+
+    Returns a dict: ``rv`` and ``rv_err`` (m/s; the velocity relative to the template, before the
+    barycentric correction), ``order_rv`` (m/s per used order), ``orders`` (their rows), ``used``
+    (bool, kept by the clipping), ``n_orders``, ``coarse_rv`` (km/s), and the CCFs: ``coarse_v``
+    (km/s grid), ``coarse_xcor`` (n, nv), ``fine_v`` (km/s, 1 m/s grid), ``fine_xcor`` (n, nfine).
+    """
+    wavelength = np.atleast_2d(np.asarray(wavelength, float))
+    normflux = np.atleast_2d(np.asarray(normflux, float))
+    normuncertainty = np.atleast_2d(np.asarray(normuncertainty, float))
+    n_orders = wavelength.shape[0]
+    masks = None if mask is None else np.atleast_2d(mask)
+    temps = _templates(template, n_orders)
+    rows = list(range(n_orders)) if orders is None else list(orders)
+    use_rows, coarse = [], []
+    vgrid = None
+    for r in rows:
+        tw, tf = temps[r]
+        w = wavelength[r]
+        if not np.isfinite(w).any() or tw.size < 4:
+            continue
+        lo, hi = np.nanmin(w), np.nanmax(w)
+        if np.nanmax(tw) < lo or np.nanmin(tw) > hi:
+            continue
+        vgrid, xc = coarse_ccf(w, normflux[r], normuncertainty[r], tw, tf,
+                               None if masks is None else masks[r], *v_range_kms, coarse_step_kms)
+        if not np.any(xc):
+            continue
+        use_rows.append(r)
+        coarse.append(xc)
+    if not use_rows:
+        raise ValueError("no order overlaps the template")
+    coarse = np.array(coarse)
+    peaks_c = vgrid[np.argmax(coarse, axis=1)]
+    snr_c = coarse.max(axis=1)
+    good = snr_c >= min_snr
+    if good.sum() == 0:
+        good = np.ones(len(use_rows), bool)
+    keep = _sigma_clip(peaks_c[good], 3.0)
+    best_v = float(np.mean(peaks_c[good][keep]))
+    # fine: exact CCF on knots every fine_knot_kms, cubic spline to the 1 m/s grid
+    nf = round(fine_half_width_kms / fine_step_kms)
+    fine_v = best_v + fine_step_kms * np.arange(-nf, nf + 1)
+    nk = int(np.ceil(fine_half_width_kms / fine_knot_kms))
+    knots = best_v + fine_knot_kms * np.arange(-nk - 1, nk + 2)
+    fine = []
+    sel_rows = [r for r, g in zip(use_rows, good) if g]
+    for r in sel_rows:
+        tw, tf = temps[r]
+        xk = cross_correlate(knots, wavelength[r], normflux[r], normuncertainty[r], tw, tf,
+                             None if masks is None else masks[r])
+        fine.append(CubicSpline(knots, xk)(fine_v))
+    fine = np.array(fine)
+    order_rv = fine_v[np.argmax(fine, axis=1)] * 1000.0
+    # orders whose peak sits on the edge of the fine window did not converge
+    edge = (np.argmax(fine, axis=1) == 0) | (np.argmax(fine, axis=1) == fine.shape[1] - 1)
+    used = _sigma_clip(np.where(edge, np.nan, order_rv), nsigma)
+    if used.sum() == 0:
+        raise ValueError("no order gave a velocity peak")
+    rv = float(np.mean(order_rv[used]))
+    rv_err = float(np.std(order_rv[used]) / np.sqrt(used.sum())) if used.sum() > 1 else np.nan
+    return {"rv": rv, "rv_err": rv_err, "order_rv": order_rv, "orders": np.array(sel_rows),
+            "used": used, "n_orders": int(used.sum()), "coarse_rv": best_v,
+            "coarse_v": vgrid, "coarse_xcor": coarse[good], "coarse_orders": np.array(use_rows)[good],
+            "fine_v": fine_v, "fine_xcor": fine}
+
+
+def make_zero(wavelengths, normfluxes, normuncertainties, velocities_ms, masks=None):
+    """A ZERO template (the IDL pipeline's RV standard; banzai-nres's TEMPLATE stack): each
+    exposure's wavelengths shifted to rest with its observed velocity (``observed_velocity`` of the
+    standard's catalogue RV and the exposure's barycentric correction), resampled on the first
+    exposure's rest-frame grid, and averaged order by order with inverse-variance weights.
+
+    ``wavelengths``, ``normfluxes``, ``normuncertainties``: sequences of (n_orders, nx) arrays, one
+    per exposure; ``velocities_ms``: one per exposure. Returns a dict of (n_orders, nx) arrays
+    ``wavelength`` (rest), ``flux``, ``uncertainty``, and ``n`` (exposures combined)."""
+    n_exp = len(wavelengths)
+    if n_exp == 0:
+        raise ValueError("a ZERO needs at least one exposure")
+    ref = np.atleast_2d(np.asarray(wavelengths[0], float)) / (1.0 + velocities_ms[0] / C_MS)
+    n_orders, nx = ref.shape
+    num = np.zeros((n_orders, nx))
+    wsum = np.zeros((n_orders, nx))
+    for k in range(n_exp):
+        w = np.atleast_2d(np.asarray(wavelengths[k], float)) / (1.0 + velocities_ms[k] / C_MS)
+        f = np.atleast_2d(np.asarray(normfluxes[k], float))
+        e = np.atleast_2d(np.asarray(normuncertainties[k], float))
+        m = None if masks is None else np.atleast_2d(masks[k])
+        for i in range(n_orders):
+            ok = np.isfinite(w[i]) & np.isfinite(f[i]) & np.isfinite(e[i]) & (e[i] > 0)
+            if m is not None:
+                ok &= m[i] == 0
+            if ok.sum() < 2:
+                continue
+            o = np.argsort(w[i][ok])
+            wi, fi, ei = w[i][ok][o], f[i][ok][o], e[i][ok][o]
+            inside = (ref[i] >= wi[0]) & (ref[i] <= wi[-1])
+            fr = np.interp(ref[i], wi, fi)
+            er = np.interp(ref[i], wi, ei)
+            wt = np.where(inside & np.isfinite(ref[i]), 1.0 / er ** 2, 0.0)
+            num[i] += wt * fr
+            wsum[i] += wt
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flux = np.where(wsum > 0, num / wsum, np.nan)
+        unc = np.where(wsum > 0, 1.0 / np.sqrt(wsum), np.nan)
+    return {"wavelength": ref, "flux": flux, "uncertainty": unc, "n": n_exp}

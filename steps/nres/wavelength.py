@@ -26,7 +26,7 @@ from astroflow.atomic import atomic_path
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.nres.calibrations import reduced_path
-from steps.nres.products import read_profile, read_traces
+from steps.nres.products import read_profile
 from steps.nres.science.extract import optimal_extract, variance_image
 from steps.nres.science.wavelength import WavelengthSolution, parse_line_list, solve
 from steps.nres.trace import CAMERA_KEYS, STATES, night_time, nights

@@ -6,7 +6,7 @@ AF := $(VENV)/bin/astroflow
 DEMO ?= runs/demo-tec
 WORKERS ?= $(shell nproc)
 
-.PHONY: venv demo demo-hetdex demo-elixer test test-fast test-integration docker-up bench images render kind-e2e clean-venv
+.PHONY: venv demo demo-hetdex demo-elixer demo-nres test test-fast test-integration docker-up bench images render kind-e2e clean-venv
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ demo-hetdex: venv
 
 demo-elixer: venv
 	$(AF) demo elixer --out runs/demo-elixer --workers $(WORKERS)
+
+demo-nres: venv
+	$(AF) demo nres --out runs/demo-nres --workers $(WORKERS)
 
 test: venv
 	$(PY) -m pytest -q

@@ -56,13 +56,36 @@ def tries_left(lib, filename: str, checksum: str) -> int:
 
 
 def record_try(lib, filename: str, checksum: str, error: str | None) -> None:
-    """Count one reduction of a frame: success, or the error (tries reset when the file changed)."""
+    """Record one reduction of a frame: success, or the error counted as a failed try (the count
+    restarts when the file's checksum changes)."""
     with lib.session(write=True) as s:
         row = s.get(ProcessedFrame, filename)
         if row is None or row.checksum != checksum:
             row = ProcessedFrame(filename=filename, checksum=checksum, success=False, tries=0)
             s.add(row)
-        row.tries += 1
+        if error is not None:  # failed tries count; a success leaves the count as it was
+            row.tries += 1
         row.success = error is None
         row.last_error = error
         row.updated = datetime.now(UTC)
+
+
+def add_site(lib, site: str, instrument: str, camera: str, timezone: str, restart_hour: int,
+             location: tuple[float, float, float] | None = None) -> None:
+    """Add or update a site's row (the new-site procedure's spectrographs/ccds lines)."""
+    with lib.session(write=True) as s:
+        row = s.get(SiteRow, (site, instrument)) or SiteRow(site=site, instrument=instrument)
+        row.camera, row.timezone, row.restart_hour = camera, timezone, restart_hour
+        if location is not None:
+            row.latitude, row.longitude, row.height = location
+        s.merge(row)
+
+
+def dump(lib) -> dict[str, list[dict]]:
+    """The NRES tables as rows (``astroflow nres db``)."""
+    out = {}
+    with lib.session() as s:
+        for model in (SiteRow, ProcessedFrame):
+            rows = s.scalars(sa.select(model)).all()
+            out[model.__tablename__] = [{c.name: getattr(r, c.name) for c in model.__table__.columns} for r in rows]
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from astroflow.arrivals import Arrivals
 from astroflow.pipeline import Pipeline
+from steps.nres.calibration_table import calibrations
 from steps.nres.calibrations import CALIBRATIONS
 from steps.nres.extract import extract
 from steps.nres.db import MIGRATIONS
@@ -20,6 +21,7 @@ from steps.nres.reduce_frame import reduce_arc, reduce_bias, reduce_dark, reduce
 from steps.nres.settings import NresSettings
 from steps.nres.simulation import NresSimulation, simulate
 from steps.nres.stack import stack_arc, stack_bias, stack_dark, stack_flat
+from steps.nres.tools import TOOLS
 from steps.nres.trace import trace
 from steps.nres.wavelength import wavelength
 
@@ -31,6 +33,7 @@ NRES = Pipeline(
     partition="night",
     calibrations=CALIBRATIONS,
     db_migrations=MIGRATIONS,
+    tools=TOOLS,
     arrivals=Arrivals("data_root", ("{site}/{instrument}/*/raw/*.fits.fz",)),
     doc=__doc__.splitlines()[0],
     steps=[
@@ -50,5 +53,6 @@ NRES = Pipeline(
         extract,        # 1-D spectra, drift-corrected wavelengths, continuum (fan-out by science frame)
         template,       # ZERO files of the RV standards (fan-out by standard and night)
         rv,             # radial velocities, barycentric correction, the -1d.fits (fan-out by science frame)
+        calibrations,   # the masters of the run, one table
     ],
 )

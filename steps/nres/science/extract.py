@@ -23,6 +23,7 @@ __all__ = [
     "box_extract",
     "cut",
     "half_height",
+    "lit_in",
     "optimal_extract",
     "profile_from_flat",
     "stamp_rows",
@@ -54,10 +55,12 @@ class Profile:
         return self.rows.shape[2]
 
 
-def half_height(traces: TraceSet, fraction: float = 0.45, max_k: int = 10) -> int:
-    """Stamp half height: ``fraction`` of the smallest separation between neighbouring traces at the
-    centre column (so that stamps of adjacent fibers do not overlap), at most ``max_k`` pixels."""
-    yc = np.sort(traces.y([traces.nx // 2])[:, 0])
+def half_height(traces: TraceSet, fraction: float = 0.45, max_k: int = 10, fibers=None) -> int:
+    """Stamp half height: ``fraction`` of the smallest separation between neighbouring traces (of
+    the fibers lit together, ``fibers``; all by default) at the centre column, so that stamps of
+    lit fibers do not overlap; at most ``max_k`` pixels."""
+    sel = np.ones(len(traces), bool) if fibers is None else np.isin(traces.fiber, list(fibers))
+    yc = np.sort(traces.y([traces.nx // 2])[sel, 0])
     sep = np.diff(yc).min() if yc.size > 1 else 2 * max_k
     return int(max(1, min(max_k, np.floor(fraction * sep))))
 
@@ -85,15 +88,40 @@ def cut(image, rows) -> np.ndarray:
     return vals
 
 
-def profile_from_flat(flat, traces: TraceSet, k: int | None = None) -> Profile:
+def lit_in(flat, traces: TraceSet, threshold: float = 0.1) -> list[int]:
+    """The fibers a flat lights: those whose median flux along their traces (central half of the
+    detector) exceeds ``threshold`` times that of the brightest fiber."""
+    flat = np.asarray(flat, dtype=np.float32)
+    nx = traces.nx
+    x = np.arange(nx // 4, 3 * nx // 4, max(1, nx // 256))
+    y = np.round(traces.y(x)).astype(int)
+    ok = (y >= 0) & (y < flat.shape[0])
+    vals = np.where(ok, flat[np.clip(y, 0, flat.shape[0] - 1), x[None, :]], np.nan)
+    med = {}
+    for f in np.unique(traces.fiber):
+        v = vals[traces.fiber == f]
+        med[int(f)] = float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0
+    top = max(med.values()) if med else 0.0
+    return sorted(f for f, v in med.items() if top > 0 and v > threshold * top)
+
+
+def profile_from_flat(flat, traces: TraceSet, k: int | None = None, fibers=None) -> Profile:
     """Spatial profile from a lamp flat (banzai-nres ``ProfileFitter``): the flat's pixels in every
     stamp, negative values set to zero, normalised to unit sum in each column. With the pixel
     response in the profile, the extraction divides it out (Horne's flat-relative profile).
 
-    Returns a Profile."""
+    Only the traces of the fibers the flat lights are kept (``fibers``; by default found with
+    ``lit_in``), and the stamp half height ``k`` (default ``half_height`` of those fibers) keeps
+    their stamps apart: where orders crowd (the red end of NRES), an unlit fiber of the next order
+    may lie inside a stamp, which is harmless as long as it is unlit in the frames extracted with
+    this profile (the runbook's fiber states). Returns a Profile."""
     flat = np.asarray(flat, dtype=np.float32)
     if flat.shape != (traces.ny, traces.nx):
         raise ValueError(f"flat {flat.shape} does not match the traces {(traces.ny, traces.nx)}")
+    fibers = lit_in(flat, traces) if fibers is None else sorted(int(f) for f in fibers)
+    traces = traces.select(np.isin(traces.fiber, fibers))
+    if len(traces) == 0:
+        raise ValueError("the flat lights none of the traced fibers")
     k = half_height(traces) if k is None else int(k)
     rows = stamp_rows(traces, k)
     vals = cut(flat, rows)

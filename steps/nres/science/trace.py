@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.polynomial import legendre
-from scipy import signal
+from scipy import ndimage, signal
 
 __all__ = [
     "TraceSet",
@@ -185,32 +185,39 @@ def find_peaks_in_column(image, x=None, half_width: int = 5, snr: float = 10.0,
     return peaks + np.clip(off, -0.5, 0.5), b, noise
 
 
-def _window_centroids(image, yc, x, hw, bg_sub=True, weights_out=False):
+def _window_centroids(image, yc, x, hw, bg_sub=True):
     """Flux-weighted centroids in windows of half width ``hw`` (fractional edges) centred on
     ``yc`` (n,) at integer columns ``x`` (n,) of ``image``; vectorised. Returns (centroid, flux,
     peak, valid)."""
     ny = image.shape[0]
     k = int(np.ceil(hw)) + 1
-    offs = np.arange(-k, k + 1)
-    rows = np.round(yc).astype(int)[:, None] + offs[None, :]
-    valid = (rows[:, 0] >= 0) & (rows[:, -1] < ny) & np.isfinite(yc)
-    rows_c = np.clip(rows, 0, ny - 1)
-    vals = image[rows_c, np.asarray(x, int)[:, None]].astype(float)
-    vals = np.where(np.isfinite(vals), vals, 0.0)
+    offs = np.arange(-k, k + 1, dtype=np.int32)
+    yc = np.asarray(yc, np.float64)
+    finite = np.isfinite(yc)
+    base = np.round(np.where(finite, yc, 0)).astype(np.int32)
+    rows = base[:, None] + offs[None, :]
+    valid = (rows[:, 0] >= 0) & (rows[:, -1] < ny) & finite
+    np.clip(rows, 0, ny - 1, out=rows)
+    vals = image[rows, np.asarray(x, np.int32)[:, None]]
+    if vals.dtype != np.float32:
+        vals = vals.astype(np.float32)
+    vals = np.nan_to_num(vals, copy=False)
     # pixel weights: 1 inside |y - yc| <= hw, linear over the edge pixel (exact symmetric window)
-    dy = rows - yc[:, None]
-    w = np.clip(hw + 0.5 - np.abs(dy), 0.0, 1.0)
+    dy = (base - yc).astype(np.float32)[:, None] + offs[None, :]
+    w = np.clip(np.float32(hw + 0.5) - np.abs(dy), 0.0, 1.0)
     if bg_sub:
-        edge = np.minimum(vals[:, 0], vals[:, -1])
-        vals = vals - edge[:, None]
-    vals = np.clip(vals, 0.0, None)
-    ws = (w * vals).sum(axis=1)
-    cen = np.where(ws > 0, (w * vals * rows).sum(axis=1) / np.where(ws > 0, ws, 1), np.nan)
+        vals -= np.minimum(vals[:, 0], vals[:, -1])[:, None]
+    np.clip(vals, 0.0, None, out=vals)
+    wv = w * vals
+    ws = wv.sum(axis=1, dtype=np.float64)
+    num = (wv * dy).sum(axis=1, dtype=np.float64)
+    ok = ws > 0
+    cen = np.where(ok, yc + num / np.where(ok, ws, 1.0), np.nan)
     peak = vals[:, k - 1:k + 2].max(axis=1)
-    return cen, ws, peak, valid & (ws > 0)
+    return cen, ws, peak, valid & ok
 
 
-def column_centroids(image, y_guess, hw: float = 4.0, n_iter: int = 3, bg_sub: bool = True):
+def column_centroids(image, y_guess, hw: float = 4.0, n_iter: int = 1, bg_sub: bool = True):
     """Per-column flux-weighted centroids of every trace (banzai-nres ``find_y_center``), in an
     exactly symmetric window of half width ``hw`` px re-centred ``n_iter`` times on the previous
     centroid, after subtracting the lower of the two window-edge pixels as background.
@@ -233,6 +240,17 @@ def column_centroids(image, y_guess, hw: float = 4.0, n_iter: int = 3, bg_sub: b
     return cen.reshape(n, nx), flux.reshape(n, nx), valid.reshape(n, nx)
 
 
+def _legfit(t, y, deg, w):
+    """Weighted Legendre fit by the normal equations (weights ``w`` multiply squared residuals)."""
+    V = legendre.legvander(t, deg)
+    A = V.T @ (V * w[:, None])
+    b = V.T @ (y * w)
+    try:
+        return np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        return legendre.legfit(t, y, deg, w=np.sqrt(w))
+
+
 def _robust_legfit(x, y, w, nx, degree=DEGREE, nsigma=4.0, n_iter=5):
     """Iteratively sigma-clipped weighted Legendre fit; returns (coeffs, rms, kept mask)."""
     t = _xnorm(x, nx)
@@ -241,7 +259,7 @@ def _robust_legfit(x, y, w, nx, degree=DEGREE, nsigma=4.0, n_iter=5):
     for _ in range(n_iter):
         if keep.sum() <= degree + 1:
             break
-        coeffs = legendre.legfit(t[keep], y[keep], min(degree, keep.sum() - 2), w=np.sqrt(w[keep]))
+        coeffs = _legfit(t[keep], y[keep], min(degree, keep.sum() - 2), w[keep])
         if coeffs.size < degree + 1:
             coeffs = np.concatenate([coeffs, np.zeros(degree + 1 - coeffs.size)])
         res = y - legendre.legval(t, coeffs)
@@ -265,10 +283,12 @@ def _follow(image, y0, x0, hw, noise, snr, step, max_miss):
     Returns a list of (x array, y array, weight array) per trace."""
     _ny, nx = image.shape
     n = len(y0)
+    # the median of ``step`` columns around each column, once (cosmic rays, bad pixels)
+    smooth = ndimage.median_filter(np.nan_to_num(image), size=(1, max(1, step | 1)), mode="nearest") \
+        if step > 1 else np.nan_to_num(image)
     out_x = [[] for _ in range(n)]
     out_y = [[] for _ in range(n)]
     out_w = [[] for _ in range(n)]
-    half = step // 2
     for direction in (+1, -1):
         alive = np.ones(n, bool)
         miss = np.zeros(n, int)
@@ -279,8 +299,7 @@ def _follow(image, y0, x0, hw, noise, snr, step, max_miss):
             x = x + direction * step
             if x < 0 or x >= nx or not alive.any():
                 break
-            lo, hi = max(0, x - half), min(nx, x + half + 1)
-            strip = np.nanmedian(image[:, lo:hi], axis=1) if hi - lo > 1 else image[:, x]
+            strip = smooth[:, x]
             idx = np.flatnonzero(alive)
             pred = np.empty(idx.size)
             for j, i in enumerate(idx):
@@ -355,7 +374,7 @@ def _assign_slots(yc, k):
 
 def blind_trace(flat, lit=(0, 1), hw: float | None = None, snr: float = 10.0,
                 min_length: float = 0.2, step: int = 4, fiber_direction: int = -1,
-                degree: int = DEGREE, x_center: int | None = None):
+                degree: int = DEGREE, x_center: int | None = None, refine_iter: int = 2):
     """Blind trace of a lamp flat (banzai-nres ``TraceInitializer.blind_solve``, made robust):
     fiber peaks across the median of the columns around the centre, each followed column by column
     with flux-weighted centroids (window predicted from the last positions) until its signal
@@ -415,7 +434,8 @@ def blind_trace(flat, lit=(0, 1), hw: float | None = None, snr: float = 10.0,
     order = order - order.min()
     ts = TraceSet(coeffs, order, fiber, nx, ny, xmin, xmax)
     ts.meta.update({"hw": hw, "noise": noise, "lit": lit, "fiber_direction": fiber_direction})
-    ts = refine(flat, ts, hw=hw, degree=degree)
+    if refine_iter > 0:
+        ts = refine(flat, ts, hw=hw, degree=degree, n_iter=refine_iter)
     return ts.sorted()
 
 
@@ -492,6 +512,7 @@ def trace_two_flats(flat_a, lit_a, flat_b, lit_b, **kw) -> TraceSet:
     shared = common[0]
     flat_a = np.asarray(flat_a, np.float32)
     flat_b = np.asarray(flat_b, np.float32)
+    kw.setdefault("refine_iter", 0)          # refined once, below, on the flats where lit
     ta = blind_trace(flat_a, lit_a, fiber_direction=-1, **kw)
     tb = blind_trace(flat_b, lit_b, fiber_direction=-1, **kw)
     ny, nx = flat_a.shape

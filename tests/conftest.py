@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the reaper image cannot be pulled
 
 ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "astroflow"  # set in images/postgres/Dockerfile
 REQUIRE_DOCKER = os.environ.get("ASTROFLOW_REQUIRE_DOCKER") == "1"
 
 
@@ -59,3 +62,48 @@ def register_pipeline(monkeypatch):
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
 
     return register
+
+
+@pytest.fixture(scope="session")
+def postgres_server(docker_engine, build_module):
+    """(host, port) of a PostgreSQL 15 server in a container, ready for connections."""
+    import psycopg
+    from testcontainers.core.container import DockerContainer
+
+    build = build_module
+    if not build.image_exists(build.POSTGRES_IMAGE):
+        build.build_postgres_image()
+    container = DockerContainer(build.POSTGRES_IMAGE).with_exposed_ports(5432)
+    container.start()
+    try:
+        host, port = container.get_container_host_ip(), int(container.get_exposed_port(5432))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                psycopg.connect(host=host, port=port, user="postgres", password=PASSWORD, dbname="astroflow",
+                                connect_timeout=2).close()
+                break
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    logs = b"".join(container.get_logs()).decode(errors="replace")[-2000:]
+                    pytest.fail(f"PostgreSQL did not accept connections within 60 s: {exc}\n{logs}")
+                time.sleep(0.2)
+        yield host, port
+    finally:
+        container.stop()
+
+
+@pytest.fixture
+def postgres_database(postgres_server):
+    """The URL of a fresh, empty database on the session's PostgreSQL (dropped afterwards)."""
+    import psycopg
+
+    host, port = postgres_server
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = {"host": host, "port": port, "user": "postgres", "password": PASSWORD, "dbname": "astroflow",
+             "autocommit": True}
+    with psycopg.connect(**admin) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres:{PASSWORD}@{host}:{port}/{name}"
+    with psycopg.connect(**admin) as conn:  # keeps the container small (and quick to remove)
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "modshift.hpp"
+#include "trapezoid.hpp"
 
 namespace py = pybind11;
 
@@ -189,6 +190,75 @@ py::array_t<double> shift_sums(const Array& flux, const Array& model, double bas
     return to_array(s);
 }
 
+modshift::trapezoid::Vec to_vec4(const Array& a, const char* name) {
+    if (a.ndim() != 1 || a.size() != modshift::trapezoid::kDim)
+        throw py::value_error(std::string(name) + " must be a 1-d array of 4 values");
+    modshift::trapezoid::Vec v;
+    std::copy(a.data(), a.data() + 4, v.begin());
+    return v;
+}
+
+py::dict trapezoid_fit(const Array& time, const Array& y, const py::array_t<bool, py::array::c_style | py::array::forcecast>& fine,
+                       double sigma, double cadence, int supersample, double epoch, double period, const Array& lo,
+                       const Array& span, const Array& starts, double xatol, double fatol, long maxiter, long maxfev) {
+    namespace tz = modshift::trapezoid;
+    const std::vector<double> d = to_vector(time, "time");
+    const std::vector<double> f = to_vector(y, "y");
+    if (fine.ndim() != 1) throw py::value_error("fine must be a 1-d array");
+    std::vector<char> fn(fine.data(), fine.data() + fine.size());
+    if (starts.ndim() != 2 || starts.shape(1) != tz::kDim) throw py::value_error("starts must have shape (n, 4)");
+    std::vector<tz::Vec> st(static_cast<std::size_t>(starts.shape(0)));
+    for (std::size_t k = 0; k < st.size(); ++k) std::copy(starts.data() + 4 * k, starts.data() + 4 * k + 4, st[k].begin());
+    tz::Options opt;
+    opt.xatol = xatol;
+    opt.fatol = fatol;
+    opt.maxiter = maxiter;
+    opt.maxfev = maxfev;
+    tz::Result r;
+    {
+        py::gil_scoped_release release;
+        try {
+            const tz::Problem p = tz::make_problem(d, f, fn, sigma, cadence, supersample, epoch, period,
+                                                   to_vec4(lo, "lo"), to_vec4(span, "span"));
+            r = tz::fit(st, p, opt);
+        } catch (const std::invalid_argument& e) {
+            throw py::value_error(e.what());
+        }
+    }
+    py::dict out;
+    py::array_t<double> x(tz::kDim);
+    std::copy(r.x.begin(), r.x.end(), x.mutable_data());
+    out["x"] = x;
+    out["fun"] = r.fun;
+    out["nfev"] = r.nfev;
+    out["nit"] = r.nit;
+    return out;
+}
+
+py::array_t<double> trapezoid_chi2(const Array& time, const Array& y,
+                                    const py::array_t<bool, py::array::c_style | py::array::forcecast>& fine,
+                                    double sigma, double cadence, int supersample, double epoch, double period,
+                                    const Array& lo, const Array& span, const Array& u) {
+    namespace tz = modshift::trapezoid;
+    if (fine.ndim() != 1) throw py::value_error("fine must be a 1-d array");
+    if (u.ndim() != 2 || u.shape(1) != tz::kDim) throw py::value_error("u must have shape (n, 4)");
+    const std::vector<char> fn(fine.data(), fine.data() + fine.size());
+    tz::Problem p;
+    try {
+        p = tz::make_problem(to_vector(time, "time"), to_vector(y, "y"), fn, sigma, cadence, supersample, epoch,
+                             period, to_vec4(lo, "lo"), to_vec4(span, "span"));
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    py::array_t<double> out(u.shape(0));
+    for (py::ssize_t k = 0; k < u.shape(0); ++k) {
+        tz::Vec v;
+        std::copy(u.data() + 4 * k, u.data() + 4 * k + 4, v.begin());
+        out.mutable_data()[k] = tz::chi2(v, p);
+    }
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_modshift, mod) {
@@ -212,4 +282,17 @@ PYBIND11_MODULE(_modshift, mod) {
             "Sum of squared residuals of the model shifted by 0..n-1 points over phase-sorted flux\n"
             "(the model departs from base only in points [start, end)). FFT or direct O(n^2).");
     mod.def("inverfc", &modshift::inverfc, py::arg("p"), "Inverse complementary error function.");
+    mod.def("trapezoid_fit", &trapezoid_fit, py::arg("time"), py::arg("y"), py::arg("fine"), py::arg("sigma"),
+            py::arg("cadence"), py::arg("supersample"), py::arg("epoch"), py::arg("period"), py::arg("lo"),
+            py::arg("span"), py::arg("starts"), py::kw_only(), py::arg("xatol") = 1e-5, py::arg("fatol") = 1e-5,
+            py::arg("maxiter") = 2000, py::arg("maxfev") = 2000,
+            "Trapezoid fit of TEC step 13 (steps.tec.science.trapezoid): points at time (BTJD) with flux y,\n"
+            "supersampled where fine, the DV epoch and the period; parameters (t0, depth, duration h,\n"
+            "flat ratio) = lo + u * span, u in [0, 1]^4; scipy's bounded Nelder-Mead from each start (rows of\n"
+            "starts, unit coordinates). Returns the best start's dict: x (u), fun (chi-square, NaN if none\n"
+            "finite), nfev, nit.");
+    mod.def("trapezoid_chi2", &trapezoid_chi2, py::arg("time"), py::arg("y"), py::arg("fine"), py::arg("sigma"),
+            py::arg("cadence"), py::arg("supersample"), py::arg("epoch"), py::arg("period"), py::arg("lo"),
+            py::arg("span"), py::arg("u"),
+            "The chi-square trapezoid_fit minimises, at each row of u (unit coordinates; for tests).");
 }

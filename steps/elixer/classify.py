@@ -18,12 +18,11 @@ import pyarrow as pa
 
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources, StepParams
-from steps.elixer.catalog import DTYPES, VERSION
-from steps.elixer.detfile import DetectionsFile, detection_rows, read_detectids
+from steps.elixer.catalog import DETECTION_COLUMNS, DTYPES, VERSION
+from steps.elixer.detfile import DetectionsFile, check_layout, detection_rows, read_detectids
 from steps.elixer.reportfiles import is_whole
 from steps.elixer.science.classify import classify as classify_detection
 from steps.elixer.science.cosmology import Cosmology
-from steps.elixer.science.lines import LYA
 from steps.elixer.settings import report_path
 
 
@@ -34,12 +33,11 @@ def _arrow_type(dt):
             "f": pa.float32() if dt.itemsize == 4 else pa.float64(), "b": pa.bool_(), "S": pa.string()}[dt.kind]
 
 
-DETECTION_COLUMNS = list(DTYPES["Detections"].names)
 SCHEMA = pa.schema(
     [(name, _arrow_type(DTYPES["Detections"][name])) for name in DETECTION_COLUMNS]
     + [("spectra_lines", pa.string()), ("cal_wavelength", pa.list_(pa.float32())), ("cal_flux", pa.list_(pa.float32())),
        ("cal_flux_err", pa.list_(pa.float32())), ("num_fibers", pa.int32()), ("reports_built", pa.list_(pa.string())),
-       ("votes", pa.string())]
+       ("votes", pa.string()), ("features", pa.string())]
 )
 
 
@@ -48,9 +46,14 @@ class ClassifyParams(StepParams):
 
 
 def detections(ctx) -> list[dict]:
+    """The item list: the detectids to run.  The detections file's layout is checked first (every
+    dataset the reader needs, readable to its last row): a file that is not what it seems fails the
+    step before any work, with the file and the dataset, in ``RUN/classify/_failure.json``."""
     s = ctx.settings
+    path = ctx.uses(s.detections)
+    check_layout(path, ffsky=s.ffsky)
     ids = read_detectids(ctx.uses(s.detectids)) if s.detectids else None
-    return [{"detectid": int(r["detectid"])} for r in detection_rows(ctx.uses(s.detections), ids)]
+    return [{"detectid": int(r["detectid"])} for r in detection_rows(path, ids)]
 
 
 def open_file(ctx, items) -> dict:
@@ -58,7 +61,8 @@ def open_file(ctx, items) -> dict:
     s = ctx.settings
     rows = {int(r["detectid"]): r for r in detection_rows(ctx.uses(s.detections))}
     pos = np.array([(d, r.get("ra", np.nan), r.get("dec", np.nan), r["wave"]) for d, r in rows.items()], float)
-    return {"file": DetectionsFile(s.detections), "rows": rows, "pos": pos, "cosmo": Cosmology(s.priors.h0, s.priors.omega_m)}
+    return {"file": DetectionsFile(s.detections, check=False), "rows": rows, "pos": pos,
+            "cosmo": Cosmology(s.priors.h0, s.priors.omega_m)}
 
 
 def _neighbours(state, det, radius):
@@ -70,10 +74,69 @@ def _neighbours(state, det, radius):
     return [{"detectid": int(p[0]), "ra": p[1], "dec": p[2], "wave": p[3]} for p in pos[sel]]
 
 
+def _finite(v):
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def extra_features(det: dict, m: dict) -> dict:
+    """The ClassificationExtraFeatures row: each indicator's value, vote, weight and ln ratio
+    (ELiXer's columns where ELiXer has the indicator; see :mod:`steps.elixer.science.classify`)."""
+    votes = {v["name"]: v for v in m["votes"]}
+    ev = {e.name: e for e in m["evidence"]}
+    out = {"detectid": int(det["detectid"]), "combined_ln_odds": m["ln_odds"]}
+
+    def put(prefix, name):
+        v = votes.get(name)
+        if v is not None:
+            out[f"{prefix}_vote"], out[f"{prefix}_weight"], out[f"{prefix}_ln_lr"] = v["vote"], v["weight"], v["ln_lr"]
+
+    put("plae_poii_combined", "plae_poii")
+    out.update(plae_poii_combined=m["plae"], plae_poii_combined_hi=m["plae_hi"], plae_poii_combined_lo=m["plae_lo"],
+               plae_poii_combined_midpoint=m.get("plae_midpoint"),
+               ew_rest_lya_combined=m["ew_rest_lya"], ew_rest_lya_combined_err=m["ew_rest_lya_err"],
+               dex_gmag=m["mag_g"], dex_gmag_bright=m["mag_g"] - m["mag_g_err"] if np.isfinite(m["mag_g_err"]) else None,
+               dex_gmag_faint=m["mag_g"] + m["mag_g_err"] if np.isfinite(m["mag_g_err"]) else None,
+               dex_flam_slope=m["slope"], dex_flam_slope_err=m["slope_err"])
+    put("companion_lines", "companion_lines")
+    comp = ev["companion_lines"].detail
+    out["companion_oii_ln_lr"] = sum(v for k, v in comp.items() if k.startswith("OII:"))
+    out["companion_lya_ln_lr"] = sum(v for k, v in comp.items() if k.startswith("LyA:"))
+    for col, names in (("neiii_sn", ("[NeIII]",)), ("balmer_sn", ("H-beta", "H-gamma", "H-delta")),
+                       ("oiii_sn", ("[OIII]", "[OIII]4959")), ("civ_sn", ("CIV",))):
+        sns = [ln["sn"] for ln in comp.get("lines", []) if ln["name"] in names]
+        out[col] = max(sns) if sns else None
+    put("line_shape", "line_shape")
+    shape = ev["line_shape"].detail
+    if shape:
+        out.update(line_asym=shape["asym"], oii_doublet_ratio=shape["oii_ratio"], line_shape_chi2_lya=shape["chi2_lya"],
+                   line_shape_chi2_oii=shape["chi2_oii"], rb_flux_asym=shape["rb_flux_asym"][0],
+                   rb_flux_asym_err=shape["rb_flux_asym"][1], rb_flux_asym_vote=out["line_shape_vote"],
+                   rb_flux_asym_weight=out["line_shape_weight"])
+    v = votes["line_width"]
+    out.update(line_sigma=m["sigma"], line_sigma_err=m["fit"].sigma_err, line_sigma_vote=v["vote"],
+               line_sigma_weight=v["weight"], line_sigma_ln_lr=v["ln_lr"])
+    put("continuum_shape", "continuum_shape")
+    cs = ev["continuum_shape"].detail
+    if cs:
+        out.update(continuum_beta_lya=cs["beta_lya"], continuum_igm_scale=cs["igm_scale"], continuum_beta_oii=cs["beta_oii"],
+                   continuum_d4000=cs["d4000"], forest_ratio=cs["forest_ratio"], forest_ratio_err=cs["forest_ratio_err"],
+                   d4000_n=cs["d4000_n"], d4000_n_err=cs["d4000_n_err"])
+    put("multiline_other", "multiline_other")
+    mv = [votes[k]["vote"] for k in ("companion_lines", "multiline_other")]
+    mw = [votes[k]["weight"] if votes[k]["ln_lr"] != 0 else 0.0 for k in ("companion_lines", "multiline_other")]
+    out["multiline_votes"] = mv + [float("nan")] * 7
+    out["multiline_weights"] = mw + [-1.0] * 7
+    return {k: _finite(v) if k != "detectid" else v for k, v in out.items()}
+
+
 def catalog_row(det: dict, m: dict, spec: dict, n_fibers: int, built: list[str]) -> dict:
     """The Detections row in ELiXer's columns (plus lines, spectrum and what was built)."""
     fit, cont = m["fit"], m["cont"]
-    z_lya = m["wave"] / LYA - 1
     sol = m["solution"]
     row = {
         "detectid": int(det["detectid"]), "elixer_version": f"astroflow-{VERSION}",
@@ -119,7 +182,8 @@ def catalog_row(det: dict, m: dict, spec: dict, n_fibers: int, built: list[str])
     row["cal_flux"], row["cal_flux_err"] = spec["_flux"].astype("f4"), spec["spec1d_err"].astype("f4")
     row["num_fibers"] = n_fibers
     row["reports_built"] = built
-    row["votes"] = json.dumps([{k: float(v) if k != "name" else v for k, v in vt.items()} for vt in m["votes"]])
+    row["votes"] = json.dumps([{k: _finite(v) if k != "name" else v for k, v in vt.items()} for vt in m["votes"]])
+    row["features"] = json.dumps(extra_features(det, m))
     for k in DETECTION_COLUMNS:
         row.setdefault(k, None)
         if isinstance(row[k], bytes):
@@ -149,14 +213,13 @@ def one_detection(ctx, item) -> dict:
     built = []
     todo = {k: report_path(ctx.run_dir, did, k) for k in s.report_types()}
     todo = {k: p for k, p in todo.items() if not is_whole(p)}
+    painter = plots.painter()  # one set of figures per worker process, reused
     if "png" in todo or "pdf" in todo:
-        fig = plots.report_figure(det, wave, flam, err, m, fibers)
-        plots.write_report(todo.get("png"), todo.get("pdf"), fig)
+        painter.report(todo.get("png"), todo.get("pdf"), det, wave, flam, err, m, fibers)
     if "mini" in todo:
-        plots.write_report(todo["mini"], None, plots.mini_figure(det, wave, flam, err, m))
+        painter.mini(todo["mini"], det, wave, flam, err, m)
     if "nei" in todo:
-        nb = _neighbours(state, det, s.neighborhood)
-        plots.write_report(todo["nei"], None, plots.neighborhood_figure(det, fibers, nb, s.neighborhood))
+        painter.neighbourhood(todo["nei"], det, fibers, _neighbours(state, det, s.neighborhood), s.neighborhood)
     for k, p in todo.items():
         ctx.product(p.relative_to(ctx.run_dir))
         built.append(k)

@@ -35,6 +35,64 @@ FIBER_FIELDS = [
     ("specid", "S3"), ("ifuslot", "S3"), ("ifuid", "S3"), ("amp", "S2"), ("x_raw", "<i4"), ("y_raw", "<i4"),
 ]
 NEEDED = ("detectid", "wave", "flux")
+# what this reader needs of the hetdex_api layout (reference/hetdex-h5.md): dataset -> scalar fields,
+# subarray fields (one spectrum each, all of one length)
+LAYOUT = {
+    "Detections": (("detectid", "shotid", "ra", "dec", "wave", "flux", "flux_err", "linewidth", "sn"), ()),
+    "Spectra": (("detectid",), ("wave1d", "spec1d", "spec1d_err")),
+    "Fibers": (("detectid", "ra", "dec"), ()),
+}
+
+
+class DetectionsFileError(ItemError):
+    """The detections file is not the hetdex_api layout ELiXer reads: the message names the dataset
+    and what is wrong with it, ``path`` the file (``astroflow status`` shows both)."""
+
+    def __init__(self, path: str | Path, dataset: str, problem: str):
+        self.dataset = dataset
+        super().__init__(f"{dataset}: {problem}", path=str(path))
+
+
+def check_layout(path: str | Path, ffsky: bool = False) -> dict[str, int]:
+    """Check, before any work, that ``path`` holds the datasets and fields this reader needs, each
+    readable to its last row; returns their row counts.  Raises :class:`DetectionsFileError`."""
+    path = Path(path)
+    wanted = {k: (scalars, arrays + (("spec1d_ffsky",) if ffsky and k == "Spectra" else ()))
+              for k, (scalars, arrays) in LAYOUT.items()}
+    names = ", ".join(f"/{k}" for k in wanted)
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise DetectionsFileError(path, names, "the file does not exist") from None
+    except OSError as exc:
+        raise DetectionsFileError(path, names, f"cannot be read: the file is truncated or not HDF5 (h5py: {exc})") from None
+    counts = {}
+    with f:
+        for name, (scalars, arrays) in wanted.items():
+            ds = f.get(name)
+            where = f"/{name}"
+            if ds is None:
+                raise DetectionsFileError(path, where, "missing (a HETDEX detections file has /Detections, /Spectra "
+                                                       "and /Fibers, as hetdex_api writes them)")
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.names is None or ds.ndim != 1:
+                raise DetectionsFileError(path, where, f"not a table (a 1-D compound dataset): {ds!r}")
+            missing = [k for k in (*scalars, *arrays) if k not in ds.dtype.names]
+            if missing:
+                raise DetectionsFileError(path, where, f"lacks the field(s) {', '.join(missing)}")
+            shapes = {k: ds.dtype[k].shape for k in arrays}
+            if arrays and (len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 1
+                           or next(iter(shapes.values()))[0] < 10):
+                raise DetectionsFileError(path, where, f"the spectra fields are not one length: {shapes}")
+            if ds.shape[0] == 0:
+                raise DetectionsFileError(path, where, "has no rows")
+            try:
+                ds[0], ds[ds.shape[0] - 1]
+                if name == "Detections":
+                    ds.fields("detectid")[:]
+            except (OSError, ValueError, KeyError) as exc:
+                raise DetectionsFileError(path, where, f"cannot be read (truncated or corrupt; h5py: {exc})") from None
+            counts[name] = int(ds.shape[0])
+    return counts
 
 
 def _plain(value):
@@ -61,14 +119,21 @@ def read_detectids(path: str | Path) -> list[int]:
 
 def detection_rows(path: str | Path, detectids: list[int] | None = None) -> list[dict]:
     """The /Detections rows (as plain dicts), optionally only ``detectids`` in that order."""
-    with h5py.File(path, "r") as f:
-        if "Detections" not in f:
-            raise ValueError(f"{path}: no /Detections table (not a HETDEX detections file)")
-        table = f["Detections"][:]
-    names = table.dtype.names
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DetectionsFileError(path, "/Detections", f"cannot be read: the file is truncated or not HDF5 (h5py: {exc})") from None
+    with f:
+        if not isinstance(f.get("Detections"), h5py.Dataset):
+            raise DetectionsFileError(path, "/Detections", "missing (not a HETDEX detections file)")
+        try:
+            table = f["Detections"][:]
+        except (OSError, ValueError) as exc:
+            raise DetectionsFileError(path, "/Detections", f"cannot be read (truncated or corrupt; h5py: {exc})") from None
+    names = table.dtype.names or ()
     missing = [k for k in NEEDED if k not in names]
     if missing:
-        raise ValueError(f"{path}: /Detections lacks {missing}")
+        raise DetectionsFileError(path, "/Detections", f"lacks the field(s) {', '.join(missing)}")
     rows = {int(r["detectid"]): {k: _plain(r[k]) for k in names if r[k].ndim == 0} for r in table}
     if detectids is None:
         return list(rows.values())
@@ -78,14 +143,16 @@ def detection_rows(path: str | Path, detectids: list[int] | None = None) -> list
 class DetectionsFile:
     """Random access to one detection's spectrum and fibers (opened once per shard)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, check: bool = True):
         self.path = Path(path)
+        if check:
+            check_layout(self.path)
         self.h5 = h5py.File(self.path, "r")
-        ids = self.h5["Spectra"]["detectid"] if "Spectra" in self.h5 else np.array([], "i8")
+        ids = self.h5["Spectra"].fields("detectid")[:] if "Spectra" in self.h5 else np.array([], "i8")
         self.spec_row = {int(d): i for i, d in enumerate(ids)}
         self.fibers = None
         if "Fibers" in self.h5:
-            fid = self.h5["Fibers"]["detectid"]
+            fid = self.h5["Fibers"].fields("detectid")[:]
             order = np.argsort(fid, kind="stable")
             self.fiber_ids, self.fiber_order = fid[order], order
 
@@ -93,10 +160,13 @@ class DetectionsFile:
         i = self.spec_row.get(int(detectid))
         if i is None:
             raise ItemError(f"detectid {detectid}: no row in /Spectra", str(self.path))
-        row = self.h5["Spectra"][i]
+        try:
+            row = self.h5["Spectra"][i]
+        except (OSError, ValueError) as exc:
+            raise DetectionsFileError(self.path, "/Spectra", f"row {i} (detectid {detectid}) cannot be read: {exc}") from None
         names = row.dtype.names
         if not all(k in names for k in ("wave1d", "spec1d", "spec1d_err")):
-            raise ItemError("/Spectra lacks wave1d, spec1d or spec1d_err", str(self.path))
+            raise DetectionsFileError(self.path, "/Spectra", "lacks wave1d, spec1d or spec1d_err")
         return {k: np.asarray(row[k], float) for k in names if k != "detectid"}
 
     def fiber_rows(self, detectid: int) -> np.ndarray | None:

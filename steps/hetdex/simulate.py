@@ -36,7 +36,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from steps.hetdex.science import sources as src
-from steps.hetdex.science.coords import focal_to_sky, sky_to_focal
+from steps.hetdex.science.coords import focal_to_sky
 from steps.hetdex.science.instrument import (
     AMPS, DITHERS, EXPTIME, FIBER_AREA, N_FIBERS_AMP, NX_ACTIVE, NX_RAW, NY, amp_fibers,
     electrons_per_flux, ifuslot_position, ifuslots, nominal_throughput,

@@ -16,6 +16,10 @@ Differences from the original, on purpose:
   namespace and un-namespaced files all read; attribute order never matters.
 - `all_sectors`/`all_cadstart`/`all_cadend` are plain lists (the original
   padded them to 100 slots with -1).
+- DV's weak-secondary statistics are read (``ws_phase_d``, ``ws_mes``,
+  ``ws_threshold``: planetCandidate/weakSecondary @maxMesPhaseInDays,
+  @maxMes, @bootstrapThresholdForDesiredPfa); ses_mes keeps a significant
+  secondary out of its noise estimate.
 - The ephemeris of tec.md "Conventions" is added: all-transit fit if
   converged, else trapezoid epoch/duration/depth with the TPS period, else
   TPS epoch/period/pulse duration (`eph_source` = "at", "trp" or "tps").
@@ -162,8 +166,9 @@ def parse_dv_xml(path) -> list[dict]:
     ghostcoresig, ghosthaloval, ghosthalosig, modchi2, chi2, ntran, tce_epoch,
     mes, maxsesinmes, tce_period, robstat, pulsedur, trp_valid, trp_snr,
     trp_epochbtjd, trp_dur, trp_depth, cent_oot_offset, cent_oot_offset_e,
-    cent_tic_offset, cent_tic_offset_e, oe_signif, eph_source, eph_period,
-    eph_epoch, eph_duration_h, eph_depth_ppm.
+    cent_tic_offset, cent_tic_offset_e, oe_signif, ws_phase_d, ws_mes,
+    ws_threshold, eph_source, eph_period, eph_epoch, eph_duration_h,
+    eph_depth_ppm.
 
     Units: degrees, K, dex, log10(cgs), R_sun, mag, proper motion as in the
     XML (arcsec/yr in the FITS headers), BTJD days, hours, ppm, R_earth,
@@ -277,6 +282,13 @@ def parse_dv_xml(path) -> list[dict]:
         r["tce_period"] = rd.f(pc, "orbitalPeriodInDays")
         r["robstat"] = rd.f(pc, "robustStatistic")
         r["pulsedur"] = rd.f(pc, "trialTransitPulseDurationInHours")
+        # DV's weak-secondary search (not read by the original): the strongest other dimming at
+        # the TCE's period, its phase after the transit (days), its MES, and DV's own detection
+        # threshold for it (bootstrapThresholdForDesiredPfa)
+        ws = _child(pc, "weakSecondary")
+        r["ws_phase_d"] = rd.f(ws, "maxMesPhaseInDays")
+        r["ws_mes"] = rd.f(ws, "maxMes")
+        r["ws_threshold"] = rd.f(ws, "bootstrapThresholdForDesiredPfa")
 
         trp = _child(pres, "trapezoidalFit")
         r["trp_valid"] = rd.flag(trp, "fullConvergence")

@@ -25,7 +25,8 @@ FLOAT_FIELDS = (
     "at_adrstar", "at_eqtemp", "at_effflux", "ghostcoreval", "ghostcoresig", "ghosthaloval", "ghosthalosig",
     "modchi2", "chi2", "tce_epoch", "mes", "maxsesinmes", "tce_period", "robstat", "pulsedur", "trp_snr",
     "trp_epochbtjd", "trp_dur", "trp_depth", "cent_oot_offset", "cent_oot_offset_e", "cent_tic_offset",
-    "cent_tic_offset_e", "oe_signif", "eph_period", "eph_epoch", "eph_duration_h", "eph_depth_ppm",
+    "cent_tic_offset_e", "oe_signif", "ws_phase_d", "ws_mes", "ws_threshold", "eph_period", "eph_epoch",
+    "eph_duration_h", "eph_depth_ppm",
 )
 
 SCHEMA = pa.schema(

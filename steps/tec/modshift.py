@@ -14,7 +14,8 @@ trapezoid fit at the DV period (``steps.tec.science.trapezoid``), the model-shif
 testable transit, as the original), and the verdicts (unique primary, significant secondary,
 half-period and albedo overrides; ``steps.tec.science.modshift_verdict``).  Writes one row per
 TCE and the figure ``S{ss}/{tic//1000:04d}/tess_{TIC}_{PN}_med-modshift.pdf`` (step 12) or
-``tess_{TIC}_{PN}-modshift.pdf`` (step 17); with ``write_inputs`` also the model-shift input
+``tess_{TIC}_{PN}-modshift.pdf`` (step 17; ``steps.tec.modshift_figure``, a few milliseconds a page);
+with ``write_inputs`` also the model-shift input
 ``tess_trpzdfit_{TIC}_{PN}_{1|2}.txt`` (``time flux model`` rows, for ``modshift_cli``).
 A TCE whose test gives no result even at P/2 gets ``modshift_valid = False`` (the ranking flags
 it), not an error.
@@ -25,9 +26,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from astroflow.atomic import atomic_path, write_text
+from astroflow.atomic import write_text
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources, StepParams
+from steps.tec.modshift_figure import plot_modshift
 from steps.tec.science.modshift import OUTPUT_KEYS, run_modshift
 from steps.tec.science.modshift_verdict import modshift_verdict
 from steps.tec.science.skyline import bad_cadence_mask
@@ -123,63 +125,6 @@ def _process(which: str):
         return out
 
     return one_tce
-
-
-def plot_modshift(path, time, flux, model, period, epoch, out: dict, which: str, tic: int, pn: int) -> None:
-    """The model-shift page: folded light curve with the model, primary and secondary zooms."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    phase = np.mod(time - epoch, period) / period
-    phase = np.where(phase >= 0.75, phase - 1.0, phase)           # [-0.25, 0.75) as modshift
-    ppm = 1e6
-    fig = plt.figure(figsize=(8.5, 11))
-    title = "DV median detrended" if which == "med" else "TEC alternative detrending"
-    fig.suptitle(f"TIC {tic} planet {pn}: model-shift test ({title})", fontsize=12)
-    ax = fig.add_axes([0.1, 0.62, 0.85, 0.28])
-    order = np.argsort(phase)
-    ax.plot(phase, flux * ppm, ".", ms=1.5, color="0.6", rasterized=True)
-    edges = np.linspace(-0.25, 0.75, 201)
-    idx = np.digitize(phase, edges) - 1
-    binned = np.array([np.median(flux[idx == i]) if np.any(idx == i) else np.nan for i in range(200)])
-    ax.plot(0.5 * (edges[1:] + edges[:-1]), binned * ppm, "k.", ms=3)
-    ax.plot(phase[order], model[order] * ppm, "r-", lw=1)
-    for key, colour in (("phase_pri", "r"), ("phase_sec", "b"), ("phase_ter", "g"), ("phase_pos", "m")):
-        ph = out.get(key)
-        if ph is not None and np.isfinite(ph):
-            ax.axvline(ph, color=colour, ls=":", lw=1, label=key.split("_")[1])
-    ax.set_xlim(-0.25, 0.75)
-    ax.set_xlabel("phase")
-    ax.set_ylabel("relative flux [ppm]")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=7)
-    dur = max(out.get("trp_duration_h") or 0.0, 0.5) / 24.0
-    for k, (key, label) in enumerate((("phase_pri", "primary"), ("phase_sec", "secondary"))):
-        ax2 = fig.add_axes([0.1 + 0.45 * k, 0.33, 0.4, 0.22])
-        centre = out.get(key)
-        centre = 0.0 if centre is None or not np.isfinite(centre) else centre
-        dt = (phase - centre) * period
-        dt = (dt + 0.5 * period) % period - 0.5 * period
-        near = np.abs(dt) < 3 * dur
-        ax2.plot(dt[near] * 24, flux[near] * ppm, ".", ms=2, color="0.5", rasterized=True)
-        if key == "phase_pri":
-            o = np.argsort(dt[near])
-            ax2.plot(dt[near][o] * 24, model[near][o] * ppm, "r-", lw=1)
-        ax2.set_title(f"{label} (phase {centre:.3f})", fontsize=9)
-        ax2.set_xlabel("hours from event")
-    lines = [f"{k} = {out[k] * (1e6 if k.startswith('sec_depth') else 1):.3f}{' ppm' if k.startswith('sec_depth') else ''}"
-             for k in OUTPUT_KEYS if out.get(k) is not None and np.isfinite(out[k])]
-    verdict = ("no model-shift result" if not out["modshift_valid"] else
-               f"primary unique: {out['primary_good']} (reason {out['primary_reason']}); "
-               f"significant secondary: {out['secondary_good']}; override: {out['override_reason']}")
-    fig.text(0.1, 0.26, verdict + (" [half period retry]" if out["half_period_retry"] else ""), fontsize=8)
-    for i, chunk in enumerate((lines[:9], lines[9:])):
-        fig.text(0.1 + 0.45 * i, 0.04, "\n".join(chunk), fontsize=8, family="monospace", va="bottom")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="pdf")
-    plt.close(fig)
 
 
 def _step(which: str, number: int, inputs: tuple[str, ...]) -> FanOut:

@@ -135,37 +135,36 @@ def one_tce(ctx, item) -> dict:
 
 
 def tier_page(item: dict, missing: list[str]) -> io.BytesIO:
-    """The "Tier N flags" page, as an in-memory PDF."""
-    import matplotlib
+    """The "Tier N flags" page, as an in-memory PDF (``steps.tec.pdfpage``)."""
+    from steps.tec.pdfpage import PAGE_H, PAGE_W, Page, build_pdf
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    page = Page()
+    x = 0.08 * PAGE_W
 
-    fig = plt.figure(figsize=(8.5, 11))
-    fig.text(0.08, 0.93, f"Tier {item['tier']}", fontsize=28, color="red", va="top")
-    fig.text(0.08, 0.87, f"TIC {item['tic']}  planet {item['planet_number']}", fontsize=14, va="top")
-    fig.text(0.08, 0.84, f"RANK {item['rank']:.4f}   KNOWN {item['known_flag']} "
-             f"({KNOWN_MEANING.get(item['known_flag'], '?')})", fontsize=11, va="top")
+    def text(y_frac, s, size, indent=0.0, font="F1", rgb=None):
+        page.text(x + indent * PAGE_W, y_frac * PAGE_H - size * 0.8, s, size, font=font, rgb=rgb)
+
+    text(0.93, f"Tier {item['tier']}", 28, rgb=(1, 0, 0))
+    text(0.87, f"TIC {item['tic']}  planet {item['planet_number']}", 14)
+    text(0.84, f"RANK {item['rank']:.4f}   KNOWN {item['known_flag']} "
+         f"({KNOWN_MEANING.get(item['known_flag'], '?')})", 11)
     y = 0.79
     flags = sorted(item["flags"], key=FLAG_ORDER.index) if item["flags"] else []
-    fig.text(0.08, y, "Flags" if flags else "No flags", fontsize=13, va="top")
+    text(y, "Flags" if flags else "No flags", 13)
     y -= 0.035
     for f in flags:
         note = " (not counted)" if f in NOT_COUNTED else ""
-        fig.text(0.1, y, f"{f}: {FLAG_MEANING.get(f, '')}{note}", fontsize=10, va="top", family="monospace")
+        text(y, f"{f}: {FLAG_MEANING.get(f, '')}{note}", 10, indent=0.02, font="F3")
         y -= 0.025
     if missing:
         y -= 0.02
-        fig.text(0.08, y, "Not in this report", fontsize=13, va="top")
+        text(y, "Not in this report", 13)
         y -= 0.035
         for m in missing:
-            fig.text(0.1, y, m, fontsize=10, va="top")
+            text(y, m, 10, indent=0.02)
             y -= 0.025
-    buf = io.BytesIO()
-    fig.savefig(buf, format="pdf")
-    plt.close(fig)
-    buf.seek(0)
-    return buf
+    return io.BytesIO(build_pdf([page], title=f"TIC {item['tic']} planet {item['planet_number']} Tier {item['tier']}",
+                                creator="astroflow TEC", fonts=("F1", "F3")))
 
 
 reports = FanOut(

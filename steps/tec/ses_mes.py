@@ -3,7 +3,9 @@
 Fans out over TCEs.  For each: PDC flux on the 10-minute grid with skyline and non-finite
 cadences invalid, the alternative detrending, AR(4) gap fill and the Kepler-TPS wavelet SES/MES,
 the mean-noise variants, CHASES, and the same for an injected reference signal (``_r``).  The
-noise is seeded per TCE, so a shard gives the same numbers wherever and however often it runs.
+transits, and a secondary eclipse that DV's weak-secondary test finds significant (its MES above
+DV's own threshold), are kept out of the trend and of the noise estimate.  The noise is seeded
+per TCE, so a shard gives the same numbers wherever and however often it runs.
 Replaces the ``tess_sesmes_*.h5d`` files and the fluxts_conditioning.py hand fix.
 """
 
@@ -32,9 +34,24 @@ SCHEMA = pa.schema(
 )
 
 
+WEAK_SECONDARY = ["ws_phase_d", "ws_mes", "ws_threshold"]
+DV_SECONDARY_THRESHOLD = 7.1  # DV's weak-secondary detection threshold when the XML gives none
+
+
+def significant_secondary_phase(row: dict) -> float | None:
+    """Phase (days after transit) of DV's weak secondary when its MES passes DV's own threshold."""
+    phase, mes, thresh = (row.get(k) for k in WEAK_SECONDARY)
+    if thresh is None or not np.isfinite(thresh):
+        thresh = DV_SECONDARY_THRESHOLD
+    if phase is None or mes is None or not (np.isfinite(phase) and np.isfinite(mes)) or mes <= thresh:
+        return None
+    return float(phase)
+
+
 def tces(ctx) -> list[dict]:
-    return [{k: r[k] for k in ("tic", "planet_number", "period", "epoch", "duration", "eph_depth_ppm", "pulsedur", "mes")}
-            for r in tce_rows(ctx)]
+    keys = ("tic", "planet_number", "period", "epoch", "duration", "eph_depth_ppm", "pulsedur", "mes")
+    return [{**{k: r[k] for k in keys}, "secondary_phase_d": significant_secondary_phase(r)}
+            for r in tce_rows(ctx, extra=WEAK_SECONDARY)]
 
 
 def load_shard(ctx, items) -> dict:
@@ -60,7 +77,7 @@ def one_tce(ctx, item) -> dict:
         period=item["period"], epoch=item["epoch"], duration_h=item["duration"],
         depth_ppm=item["eph_depth_ppm"], pulse_dur_h=item["pulsedur"], cad_per_hr=CAD_PER_HR,
         rng=np.random.default_rng([ctx.settings.seed, item["tic"], item["planet_number"]]),
-        tce_mes=item["mes"],
+        tce_mes=item["mes"], secondary_phase_d=item.get("secondary_phase_d"),
     )
     row = {"tic": item["tic"], "planet_number": item["planet_number"], "time": time}
     row.update({k: out[k] for k in SCALARS + ["alt_detrend"] + ARRAYS})

@@ -122,6 +122,13 @@ class Star:
     pdc_noi: float
     tces: list = field(default_factory=list)
     toi_id: int = 0
+    red_ratio: float = 0.0  # correlated (red) noise: its variance over white at transit time scales
+    red_tau_h: float = 0.0  # its correlation time (hours)
+
+    @property
+    def sigma_eff_ppm(self) -> float:
+        """Per-cadence white noise that has the variance of white + red noise at transit time scales."""
+        return self.sigma_ppm * math.sqrt(1.0 + self.red_ratio)
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -191,7 +198,8 @@ def _geometry(rng, star: Star, period: float, k: float, b: float) -> tuple[float
     return dur, ph.ingress_h(dur, k, b), a_rs
 
 
-def _base_tce(rng, star: Star, kind: str, period: float, epoch: float, grid: ph.SectorGrid) -> Tce:
+def _base_tce(rng, star: Star, kind: str, period: float, epoch: float, grid: ph.SectorGrid,
+              eb_secondary: tuple[float, float] = (0.15, 0.6)) -> Tce:
     """Shape parameters of a TCE (depth is set later from its MES)."""
     if kind == "sinusoid":
         dur = float(np.clip(0.2 * period * 24, 1.0, 15.0))
@@ -204,7 +212,7 @@ def _base_tce(rng, star: Star, kind: str, period: float, epoch: float, grid: ph.
         t.depth_ppm = 1.0
         if kind == "eb":
             t.depth_even_ppm = 1.0
-            t.secondary_depth_ppm = float(rng.uniform(0.15, 0.6))
+            t.secondary_depth_ppm = float(rng.uniform(*eb_secondary))
         else:
             t.depth_even_ppm = float(rng.uniform(0.35, 0.75))
         return t
@@ -239,11 +247,11 @@ def _finalize_depths(star: Star, grid: ph.SectorGrid, rng) -> None:
         n_in = int(sel.sum())
         mean_shape = float(shape[sel].mean()) if n_in else 1.0
         # depth so that box_depth * sqrt(n_in) / sigma == target MES
-        box = t.mes * star.sigma_ppm / np.sqrt(max(n_in, 1))
+        box = t.mes * star.sigma_eff_ppm / np.sqrt(max(n_in, 1))
         cap = {"eb": 4.0e5, "eb_oddeven": 4.0e5, "sinusoid": 5.0e4}.get(t.kind, 3.0e4)
         if box / mean_shape > cap:
             box = cap * mean_shape
-            t.mes = float(box * np.sqrt(n_in) / star.sigma_ppm)
+            t.mes = float(box * np.sqrt(n_in) / star.sigma_eff_ppm)
         scale = box / mean_shape
         t.depth_even_ppm = t.depth_even_ppm * scale
         t.secondary_depth_ppm = t.secondary_depth_ppm * scale
@@ -286,8 +294,20 @@ def _mes(rng, lo=7.5, hi=50.0, skew=1.6) -> float:
     return float(lo * (hi / lo) ** (rng.random() ** skew))
 
 
-def plan_sector(n_tces: int, seed: int, sector: int, cadence_min: float, fractions: dict | None = None):
-    """All physical choices: grid, stars, TCEs, skyline, catalogue membership. Deterministic."""
+def plan_sector(n_tces: int, seed: int, sector: int, cadence_min: float, fractions: dict | None = None,
+                red_noise: tuple[float, float] | None = None, red_tau_h: tuple[float, float] = (0.5, 6.0),
+                eb_secondary: tuple[float, float] = (0.15, 0.6), planet_periods: tuple[float, float] = (0.6, 13.0),
+                host_radius: tuple[float, float] | None = None):
+    """All physical choices: grid, stars, TCEs, skyline, catalogue membership. Deterministic.
+
+    ``red_noise``: range of the red-to-white variance ratio at transit time scales (log-uniform
+    per star; None: white noise only, the default sector), ``red_tau_h`` the range of its
+    correlation time; ``eb_secondary``: range of the EB secondary depth over the primary depth;
+    ``planet_periods``: period range (log-uniform) of the single planets; ``host_radius``: radius
+    range (R_sun, uniform) of their host stars (None: the main-sequence relation of the default
+    sector; larger hosts, F stars and subgiants, give longer transits and higher duty cycles).
+    The red noise and the host radii draw from streams of their own.
+    """
     rng = np.random.default_rng([seed, 11])
     grid = ph.make_sector_grid(sector, cadence_min, np.random.default_rng([seed, 1]))
     fr = dict(DEFAULT_FRACTIONS)
@@ -304,8 +324,15 @@ def plan_sector(n_tces: int, seed: int, sector: int, cadence_min: float, fractio
 
     stars: list[Star] = []
 
+    rng_red = np.random.default_rng([seed, 13])
+
     def new_star() -> Star:
         s = _draw_star(rng, len(stars), new_tic(), cadence_min)
+        if red_noise is not None:
+            lo, hi = red_noise
+            s.red_ratio = float(np.exp(rng_red.uniform(np.log(lo), np.log(hi)))) if lo > 0 else float(
+                rng_red.uniform(lo, hi))
+            s.red_tau_h = float(np.exp(rng_red.uniform(*np.log(red_tau_h))))
         stars.append(s)
         return s
 
@@ -330,7 +357,7 @@ def plan_sector(n_tces: int, seed: int, sector: int, cadence_min: float, fractio
         for _ in range(counts[kind]):
             s = new_star()
             p = float(np.exp(rng.uniform(np.log(p_lo), np.log(p_hi))))
-            t = _base_tce(rng, s, kind, p, grid.tstart, grid)
+            t = _base_tce(rng, s, kind, p, grid.tstart, grid, eb_secondary)
             t.epoch = _draw_epoch(rng, grid, p, t.duration_h)
             t.mes = _mes(rng, mes_lo, mes_hi, 1.0)
             if kind == "blend":
@@ -370,9 +397,14 @@ def plan_sector(n_tces: int, seed: int, sector: int, cadence_min: float, fractio
         child.related_pn = -1
         parent._parent_of = child
         s.tces += [parent, child]
+    rng_host = np.random.default_rng([seed, 17])
     for _ in range(counts["planet"]):
         s = new_star()
-        p = float(np.exp(rng.uniform(np.log(0.6), np.log(13.0))))
+        if host_radius is not None:
+            s.radius = float(rng_host.uniform(*host_radius))
+            s.mass = float(np.clip(s.radius ** 0.8, 0.2, 1.8))
+            s.logg = float(4.438 + np.log10(s.mass) - 2 * np.log10(s.radius))
+        p = float(np.exp(rng.uniform(np.log(planet_periods[0]), np.log(planet_periods[1]))))
         t = _base_tce(rng, s, "planet", p, grid.tstart, grid)
         t.epoch = _draw_epoch(rng, grid, p, t.duration_h)
         t.mes = _mes(rng)
@@ -768,7 +800,8 @@ def render_target(job: tuple) -> dict:
     """Write every file of one target. Returns per-TCE values measured/written (for truth)."""
     from steps.tec import simulate_pdf as pdfw
 
-    s, grid, naming, dirs, seed, with_tpf = job
+    s, grid, naming, dirs, seed, with_tpf = job[:6]
+    dv_detrend = job[6] if len(job) > 6 else "exact"
     rng = np.random.default_rng([seed, 1000 + s.index])
     t = grid.time
     n = t.size
@@ -779,6 +812,9 @@ def render_target(job: tuple) -> dict:
     deficits = [signal_deficit(t, x) for x in s.tces]
     rel = 1.0 + trend - (np.sum(deficits, axis=0) if deficits else 0.0)
     white = rng.normal(0.0, sigma, n)
+    if s.red_ratio > 0:
+        white = white + correlated_noise(np.random.default_rng([seed, 3000 + s.index]), n, grid.dt, sigma,
+                                  s.red_ratio, s.red_tau_h)
     # small flux glitch after each momentum dump (decays in ~20 min)
     glitch = np.zeros(n)
     for td in grid.dump_times:
@@ -845,7 +881,13 @@ def render_target(job: tuple) -> dict:
         fitv["toi"], fitv["toi_corr"] = x.toi, float(rng.uniform(0.85, 0.99))
         xml_planets.append(fitv)
         lc_init = np.where(gapped, np.nan, lc_init_all)
-        detr = lc_init - trend_rel
+        if dv_detrend == "median":
+            med_window_h = 3.0 * x.duration_h
+            detr = lc_init - running_median(lc_init, ~ph.in_transit_mask(t, x.period, x.epoch, x.duration_h),
+                                            int(round(med_window_h * grid.cad_per_hr)))
+        else:
+            med_window_h = max(3 * x.duration_h, 8.0)
+            detr = lc_init - trend_rel
         detr -= np.nanmedian(detr)
         model = -signal_deficit(t, x)
         model = model - np.median(model) if x.kind == "sinusoid" else model
@@ -869,7 +911,7 @@ def render_target(job: tuple) -> dict:
                ("MAXMES", round(pc["mes"], 3), "maximum multi-event statistic"),
                ("MAXSES", round(pc["ses"], 3), "maximum single-event statistic"),
                ("NTRANS", int(x.n_obs), "number of transits"),
-               ("MEDDETR", round(max(3 * x.duration_h, 8.0), 2), "[hr] median detrender window"),
+               ("MEDDETR", round(med_window_h, 2), "[hr] median detrender window"),
                ("CONVERGE", bool(fitv["all"]["converged"]), "fit converged")]
         tce_tables.append({"columns": cols, "header": hdr})
         fx, fy, fm = _fold_for_plot(t, detr, x.period, x.epoch, x.duration_h, np.nan_to_num(model))
@@ -909,6 +951,46 @@ def render_target(job: tuple) -> dict:
         write_bytes(dirs["tp"] / naming.tp(s.tic), _tpf_bytes(rng, s, grid, head, rel + white, pos1, pos2,
                                                              timecorr, deficits), gz)
     return {"rows": rows, "sigma_ppm": s.sigma_ppm}
+
+
+def running_median(flux: np.ndarray, use: np.ndarray, window: int, step: int = 5) -> np.ndarray:
+    """Centred running median of ``flux`` over ``window`` cadences, from the finite ``use`` points only
+    (the window is cut short at the ends and at gaps), as DV's median detrender; evaluated every
+    ``step`` cadences and interpolated between."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = np.where(use & np.isfinite(flux), flux, np.nan)
+    half = max(window // 2, 1)
+    centres = np.arange(0, x.size, step)
+    padded = np.concatenate([np.full(half, np.nan), x, np.full(half, np.nan)])
+    view = sliding_window_view(padded, 2 * half + 1)[centres]
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(view, axis=1)
+    ok = np.isfinite(med)
+    if not ok.any():
+        return np.zeros_like(flux)
+    return np.interp(np.arange(x.size), centres[ok], med[ok])
+
+
+def correlated_noise(rng, n: int, dt_d: float, sigma: float, ratio: float, tau_h: float) -> np.ndarray:
+    """Correlated noise (an Ornstein-Uhlenbeck process, as granulation and residual systematics).
+
+    Its variance in a box of duration T >> tau is ``ratio`` times that of white noise of
+    per-cadence ``sigma`` in the same box: variance sigma_r^2 with sigma_r^2 2 tau = ratio
+    sigma^2 dt.
+    """
+    from scipy.signal import lfilter
+
+    tau = tau_h / 24.0
+    a = math.exp(-dt_d / tau)
+    sigma_r = sigma * math.sqrt(ratio * dt_d / (2.0 * tau))
+    e = rng.normal(0.0, sigma_r * math.sqrt(1.0 - a * a), n)
+    e[0] = rng.normal(0.0, sigma_r)
+    return lfilter([1.0], [1.0, -a], e)
 
 
 def _limb_darkening(teff: float) -> tuple:
@@ -963,23 +1045,37 @@ def _tpf_bytes(rng, s: Star, grid, head, rel_flux, pos1, pos2, timecorr, deficit
 
 def simulate_sector(out: Path, *, n_tces: int = 200, seed: int = 0, sector: int = 33, family: str = "spoc",
                     cadence: str | None = None, with_tpf: bool = False, gzip_files: bool | None = None,
-                    fractions: dict | None = None, workers: int | None = None) -> SimulatedSector:
+                    fractions: dict | None = None, workers: int | None = None,
+                    red_noise: tuple[float, float] | None = None, red_tau_h: tuple[float, float] = (0.5, 6.0),
+                    eb_secondary: tuple[float, float] = (0.15, 0.6),
+                    planet_periods: tuple[float, float] = (0.6, 13.0), host_radius: tuple[float, float] | None = None,
+                    dv_detrend: str = "exact") -> SimulatedSector:
     """Write a simulated sector under `out` and return its paths.
 
     family: "spoc" (2-min SPOC names, MIT layout, gzipped FITS/XML) or "ftl" (HLSP names,
     NAS layout, plain files). cadence: "2min", "200s" or "10min" (default 2min for spoc,
     10min for ftl). fractions: share of TCEs per kind (see DEFAULT_FRACTIONS).
     workers: processes (default: the CPU count); the output does not depend on it.
+    red_noise, red_tau_h, eb_secondary, planet_periods, host_radius: see ``plan_sector`` (the defaults give the white-noise
+    sector the truth tests were written on).  dv_detrend: how DV's ``LC_DETREND`` is made: "exact"
+    (the stellar trend removed exactly, the default) or "median" (a running median over 3 transit
+    durations with the transits left out, cut short at gaps and ends, as SPOC DV's median
+    detrender: it leaves the noise, and any variability faster than the window, in).
     """
     if family not in ("spoc", "ftl"):
         raise ValueError(f"family must be 'spoc' or 'ftl', not {family!r}")
+    if dv_detrend not in ("exact", "median"):
+        raise ValueError(f"dv_detrend must be 'exact' or 'median', not {dv_detrend!r}")
     if n_tces < 1:
         raise ValueError("n_tces must be >= 1")
     cadence = cadence or ("2min" if family == "spoc" else "10min")
     cadence_min = {"2min": 2.0, "200s": 200 / 60, "10min": 10.0}[cadence]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    grid, stars, skyline, catalogue = plan_sector(n_tces, seed, sector, cadence_min, fractions)
+    grid, stars, skyline, catalogue = plan_sector(n_tces, seed, sector, cadence_min, fractions,
+                                                  red_noise=red_noise, red_tau_h=red_tau_h,
+                                                  eb_secondary=eb_secondary, planet_periods=planet_periods,
+                                                  host_radius=host_radius)
     end = _btjd_to_datetime(grid.tstop)
     lc_stamp = (end + timedelta(hours=5, minutes=25, seconds=10)).strftime("%Y%j%H%M%S")
     dv_stamp = (end + timedelta(days=1, hours=0, minutes=15, seconds=41)).strftime("%Y%j%H%M%S")
@@ -987,7 +1083,7 @@ def simulate_sector(out: Path, *, n_tces: int = 200, seed: int = 0, sector: int 
     naming = Naming(family, sector, lc_stamp, dv_stamp, gz=gz)
     root, dirs = _layout(out, family, sector, with_tpf)
 
-    jobs = [(s, grid, naming, dirs, seed, with_tpf) for s in stars]
+    jobs = [(s, grid, naming, dirs, seed, with_tpf, dv_detrend) for s in stars]
     n_workers = workers or os.cpu_count() or 1
     if n_workers > 1 and len(jobs) > 4:
         with ProcessPoolExecutor(max_workers=min(n_workers, len(jobs))) as pool:
@@ -1030,7 +1126,8 @@ def truth_table(stars: list[Star], grid: ph.SectorGrid, dv_rows: dict) -> pa.Tab
                 "related_pn": x.related_pn, "n_transits": x.n_obs, "n_transits_expected": x.n_exp,
                 "n_in_transit_cadences": x.n_in_cadences, "n_tces_on_tic": len(s.tces),
                 "tmag": s.tmag, "teff": s.teff, "radius_rsun": s.radius, "ra": s.ra, "dec": s.dec,
-                "noise_ppm_per_cadence": s.sigma_ppm, "cdpp1h_ppm": ph.cdpp_ppm(s.sigma_ppm, 1.0, grid.cad_per_hr),
+                "noise_ppm_per_cadence": s.sigma_ppm, "red_ratio": s.red_ratio, "red_tau_h": s.red_tau_h,
+                "cdpp1h_ppm": ph.cdpp_ppm(s.sigma_ppm, 1.0, grid.cad_per_hr),
                 "pdc_noi": s.pdc_noi, "mes_dv": dv.get("mes_dv", np.nan), "dv_depth_ppm": dv.get("dv_depth_ppm", np.nan),
                 "dv_period": dv.get("dv_period", np.nan), "dv_epoch_btjd": dv.get("dv_epoch_btjd", np.nan),
                 "dv_duration_h": dv.get("dv_duration_h", np.nan)})

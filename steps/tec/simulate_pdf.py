@@ -1,8 +1,8 @@
 """DV report PDFs for the simulated sector: full report `_dvr.pdf`, per-TCE one-page
 summary `_dvs.pdf` and the per-target mini-report `_dvm.pdf`.
 
-The pages are written by a tiny PDF writer (text in the standard Helvetica font,
-vector plots, small raw images) and pypdf sets the page labels of the full report
+The pages are written by the project's tiny PDF writer (``steps.tec.pdfpage``: text in the
+standard Helvetica font, vector plots, small raw images) and pypdf sets the page labels of the full report
 (roman front matter i-iii, then arabic from 1), the way SPOC numbers its reports.
 Text is extractable with pypdf and pdftotext. The difference-image page carries the
 `planet-NN/difference-image/...fig` line followed by four caption lines and the
@@ -16,128 +16,13 @@ simulator's run time (0.5 s per target). This writer takes ~2 ms per file.
 from __future__ import annotations
 
 import io
-import zlib
 
 import numpy as np
 
-PAGE_W, PAGE_H = 612.0, 792.0
+from steps.tec.pdfpage import PAGE_H, PAGE_W, Page, build_pdf, text_width  # noqa: F401 (re-exported)
+
 LEFT = 49.0
 LINE = 12.7  # points between text lines
-
-# Helvetica advance widths (1/1000 em) for ASCII 32..126, from the standard AFM metrics.
-_HELV = [278, 278, 355, 556, 556, 889, 667, 191, 333, 333, 389, 584, 278, 333, 278, 278, 556, 556, 556, 556,
-         556, 556, 556, 556, 556, 556, 278, 278, 584, 584, 584, 556, 1015, 667, 667, 722, 722, 667, 611, 778,
-         722, 278, 500, 667, 556, 833, 722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611, 278,
-         278, 278, 469, 556, 333, 556, 556, 500, 556, 556, 278, 556, 556, 222, 222, 500, 222, 833, 556, 556,
-         556, 556, 333, 500, 278, 556, 500, 722, 500, 500, 500, 334, 260, 334, 584]
-
-
-def text_width(s: str, size: float) -> float:
-    return sum(_HELV[ord(c) - 32] if 32 <= ord(c) < 127 else 556 for c in s) * size / 1000.0
-
-
-def _esc(s: str) -> str:
-    s = s.encode("latin-1", "replace").decode("latin-1")
-    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float)
-
-
-def _colormap(img: np.ndarray) -> np.ndarray:
-    """Map an image to RGB bytes (a 5-anchor viridis)."""
-    a = np.where(np.isfinite(img), img, np.nan)
-    lo, hi = np.nanmin(a), np.nanmax(a)
-    x = np.nan_to_num((a - lo) / (hi - lo) if hi > lo else a * 0, nan=0.0) * (len(_VIRIDIS) - 1)
-    i = np.clip(np.floor(x).astype(int), 0, len(_VIRIDIS) - 2)
-    f = (x - i)[..., None]
-    rgb = _VIRIDIS[i] * (1 - f) + _VIRIDIS[i + 1] * f
-    return rgb.astype(np.uint8)
-
-
-class Page:
-    """One page: a list of content-stream operators and its images."""
-
-    def __init__(self) -> None:
-        self.ops: list[str] = []
-        self.images: list[np.ndarray] = []
-
-    def text(self, x: float, y: float, s: str, size: float = 10, bold: bool = False, align: str = "left") -> None:
-        if align == "center":
-            x -= text_width(s, size) / 2
-        elif align == "right":
-            x -= text_width(s, size)
-        self.ops.append(f"BT /{'F2' if bold else 'F1'} {size:g} Tf 1 0 0 1 {x:.2f} {y:.2f} Tm ({_esc(s)}) Tj ET")
-
-    def lines(self, x: float, y: float, lines: list[str], size: float = 10, step: float = LINE) -> float:
-        """Left-aligned lines going down from y; returns the y of the next line."""
-        for s in lines:
-            self.text(x, y, s, size)
-            y -= step
-        return y
-
-    def polyline(self, xs, ys, width: float = 1.0, rgb=(0, 0, 0)) -> None:
-        if len(xs) < 2:
-            return
-        pts = " ".join(f"{x:.2f} {y:.2f} l" for x, y in zip(xs[1:], ys[1:]))
-        self.ops.append(f"q {rgb[0]:g} {rgb[1]:g} {rgb[2]:g} RG {width:g} w {xs[0]:.2f} {ys[0]:.2f} m {pts} S Q")
-
-    def dots(self, xs, ys, size: float = 1.6, gray: float = 0.35) -> None:
-        h = size / 2
-        body = " ".join(f"{x - h:.2f} {y - h:.2f} {size:g} {size:g} re" for x, y in zip(xs, ys))
-        self.ops.append(f"q {gray:g} g {body} f Q")
-
-    def rect(self, x: float, y: float, w: float, h: float, width: float = 0.8) -> None:
-        self.ops.append(f"q 0 G {width:g} w {x:.2f} {y:.2f} {w:.2f} {h:.2f} re S Q")
-
-    def image(self, x: float, y: float, w: float, h: float, img: np.ndarray) -> None:
-        """Draw a 2-D array (row 0 at the top) with a viridis colour map."""
-        self.images.append(_colormap(img))
-        self.ops.append(f"q {w:.2f} 0 0 {h:.2f} {x:.2f} {y:.2f} cm /Im{len(self.images) - 1} Do Q")
-
-
-def build_pdf(pages: list[Page], title: str = "", creator: str = "") -> bytes:
-    """Serialise pages into a PDF 1.4 file (Helvetica and Helvetica-Bold, not embedded)."""
-    objs: list[bytes] = []  # object i has number i + 1
-
-    def add(body: bytes) -> int:
-        objs.append(body)
-        return len(objs)
-
-    catalog = add(b"")  # filled below
-    pages_obj = add(b"")
-    f1 = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-    f2 = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>")
-    kids = []
-    for p in pages:
-        xobj = []
-        for i, img in enumerate(p.images):
-            data = zlib.compress(img.tobytes(), 6)
-            n = add(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
-                    b"/BitsPerComponent 8 /Interpolate false /Filter /FlateDecode /Length %d >>\nstream\n"
-                    % (img.shape[1], img.shape[0], len(data)) + data + b"\nendstream")
-            xobj.append(f"/Im{i} {n} 0 R")
-        content = zlib.compress("\n".join(p.ops).encode("latin-1"), 6)
-        c = add(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream")
-        res = f"<< /Font << /F1 {f1} 0 R /F2 {f2} 0 R >> /XObject << {' '.join(xobj)} >> >>"
-        kids.append(add(f"<< /Type /Page /Parent {pages_obj} 0 R /MediaBox [0 0 {PAGE_W:g} {PAGE_H:g}] "
-                        f"/Resources {res} /Contents {c} 0 R >>".encode()))
-    objs[pages_obj - 1] = (f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
-                           .encode())
-    objs[catalog - 1] = f"<< /Type /Catalog /Pages {pages_obj} 0 R >>".encode()
-    info = add(f"<< /Title ({_esc(title)}) /Creator ({_esc(creator)}) /Producer (astroflow) >>".encode())
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for i, body in enumerate(objs, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
-    out.write(b"".join(b"%010d 00000 n \n" % o for o in offsets))
-    out.write(b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-              % (len(objs) + 1, catalog, info, xref))
-    return out.getvalue()
 
 
 def with_page_labels(pdf: bytes, n_front: int) -> bytes:

@@ -43,7 +43,7 @@ def test_bad_calibration_recomputes_exactly_its_items(tmp_path, db_url, capsys):
     item = m["ok"][0]
     assert m["calibrations"][item][0]["reason"].startswith("latest before the observation")
 
-    assert calib(["explain", str(out), f"reduce:20240106:a"]) == 0
+    assert calib(["explain", str(out), "reduce:20240106:a"]) == 0
     text = capsys.readouterr().out
     assert "bias-20240105-a.txt" in text and "bias-20240101-a.txt" in text  # chosen, and a rejected one
 

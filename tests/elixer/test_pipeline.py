@@ -104,6 +104,8 @@ def test_kill_half_way_then_recover_builds_exactly_the_missing(sim_small, tmp_pa
     built = {r["detectid"] for r in redone if "png" in r["reports_built"]}
     assert built == {d for d in ids if f"{d}.png" not in before}  # exactly the missing
     assert cli.count([str(out)]) == 0
+    det = read_catalog(out / "elixer_cat.h5", ["Detections"])["Detections"]  # the merge kept the latest rows only
+    assert sorted(det["detectid"]) == sorted(ids)
 
 
 def _rows(out):
@@ -186,3 +188,39 @@ def test_declared_pipeline_and_usage_errors(tmp_path):
     assert [s.name for s in p.steps] == ["classify", "merge", "count", "report_db"]
     assert astroflow(["elixer", "run", "--detections", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "r")]) == 2
     assert astroflow(["elixer", "report-db", "--reports", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+
+
+def test_votes_in_classification_extra_features(small_run, sim_small):
+    """Each indicator's vote, weight and ln likelihood ratio per detection, as ELiXer's table has them."""
+    ids = sorted(int(x) for x in Path(sim_small["detectids"]).read_text().split())
+    cat = read_catalog(small_run / "elixer_cat.h5", ["Detections", "ClassificationExtraFeatures"])
+    feats, det = cat["ClassificationExtraFeatures"], cat["Detections"]
+    assert sorted(feats["detectid"]) == ids
+    for name in ("plae_poii_combined", "companion_lines", "line_shape", "line_sigma", "continuum_shape"):
+        votes = feats[f"{name}_vote"]
+        assert ((votes >= 0) & (votes <= 1)).all(), name
+        assert np.isfinite(feats[f"{name}_ln_lr"] if f"{name}_ln_lr" in feats.dtype.names
+                           else feats["line_sigma_ln_lr"]).all()
+    order = np.argsort(det["detectid"])
+    plya = det["plya_classification"][order]
+    odds = feats["combined_ln_odds"][np.argsort(feats["detectid"])]
+    assert np.allclose(plya, 1 / (1 + np.exp(-np.clip(odds, -50, 50))), atol=2e-3)
+    with h5py.File(small_run / "elixer_cat.h5") as f:
+        assert f["ClassificationExtraFeatures"].dtype == DTYPES["ClassificationExtraFeatures"]
+
+
+def test_merges_stream_in_chunks(small_run, tmp_path, monkeypatch):
+    """The 18.3 merge copies in chunks: a chunk of a few rows gives the same catalogue as one chunk."""
+    from steps.elixer import catalog
+
+    cat = small_run / "elixer_cat.h5"
+    whole = tmp_path / "whole.h5"
+    catalog.merge_catalogs(whole, [cat, cat])
+    monkeypatch.setattr(catalog, "CHUNK_BYTES", 1)  # one row at a time
+    rows = tmp_path / "rows.h5"
+    counts = catalog.merge_catalogs(rows, [cat, cat])
+    a, b = read_catalog(whole), read_catalog(rows)
+    for name in ("Detections", "SpectraLines", "CalibratedSpectra", "ClassificationExtraFeatures"):
+        assert len(a[name]) == len(b[name]) == counts[name]
+        assert a[name].tobytes() == b[name].tobytes(), name
+    assert len(b["Detections"]) == len(np.unique(b["Detections"]["detectid"]))

@@ -49,5 +49,86 @@ def test_accuracy_and_contamination_on_simulated_truth(sim300):
     accuracy, contamination = right / n, oii_in_lae / max(lae_called, 1)
     print(f"S/N >= 6: {n} lines, accuracy {accuracy:.3f}, [OII] contamination {contamination:.3f}")
     assert n > 150
-    assert accuracy >= 0.95
-    assert contamination <= 0.02
+    assert accuracy >= 0.97
+    assert contamination <= 0.015
+
+
+# --- the evidence the spectrum holds (issue 16) ----------------------------------------------------
+from steps.elixer.science.evidence import companion_lines, continuum_shape, line_shape  # noqa: E402
+from steps.elixer.science.lines import LYA, OII, WAVE_GRID  # noqa: E402
+from steps.elixer.simulate import Source, pixel_noise, simulate_detections, source_spectrum  # noqa: E402
+from steps.elixer.simulate import _lae_properties, _line_moments, _oii_properties  # noqa: E402
+
+
+def _spectrum(cls, wave, flux, ew, seed=0, **props):
+    """A noisy spectrum of one source from the simulator's own physics, with chosen properties."""
+    rng = np.random.default_rng(seed)
+    rest = LYA if cls == "LAE" else OII
+    src = Source(cls, wave / rest - 1, wave, flux, ew, 0.0, 0.0)
+    (_lae_properties if cls == "LAE" else _oii_properties)(rng, src)
+    for k, v in props.items():
+        setattr(src, k, v)
+    src.sigma = float(np.sqrt(_line_moments(src)[1]))
+    model, _ = source_spectrum(src, rng)
+    err = pixel_noise(WAVE_GRID)
+    return WAVE_GRID, model + rng.normal(0, err), err, src
+
+
+def test_companion_lines_present_and_absent():
+    p = ClassifierPriors()
+    w, f, e, src = _spectrum("OII", 3950.0, 40.0, 30.0, agn=False)
+    ev = companion_lines(w, f, e, 3950.0, 40.0, 2.0, src.sigma, p)
+    assert ev.ln_lr < -3  # [OIII], H-beta, [NeIII] where an [OII] emitter at z = 0.06 has them
+    w, f, e, src = _spectrum("LAE", 3950.0, 40.0, 80.0)
+    ev = companion_lines(w, f, e, 3950.0, 40.0, 2.0, src.sigma, p)
+    assert ev.ln_lr > 1  # and their absence, for a LyA line at the same wavelength
+    names = {ln["name"] for ln in ev.detail["lines"]}
+    assert {"[OIII]", "H-beta", "[NeIII]", "CIV"} <= names
+
+
+def test_continuum_shape_forest_against_break():
+    p = ClassifierPriors()
+    for seed in range(3):
+        w, f, e, src = _spectrum("LAE", 4800.0, 15.0, 8.0, seed=seed)  # continuum-bright, low-EW LAE
+        assert continuum_shape(w, f, e, 4800.0, src.sigma, [], p).ln_lr > 2
+        w, f, e, src = _spectrum("OII", 3900.0, 15.0, 8.0, seed=seed)  # its [OII] look-alike in EW
+        assert continuum_shape(w, f, e, 3900.0, src.sigma, [], p).ln_lr < -2
+
+
+def test_line_shape_prefers_the_right_profile_at_high_sn():
+    p = ClassifierPriors()
+    votes_lya, votes_oii = [], []
+    for seed in range(6):
+        w, f, e, src = _spectrum("LAE", 4500.0, 120.0, 200.0, seed=seed, asym=0.3, blue_frac=0.0, fwhm_kms=350.0)
+        votes_lya.append(line_shape(w, f, e, _line_moments(src)[0], 120.0, src.sigma, 40.0, p).ln_lr)
+        w, f, e, src = _spectrum("OII", 4500.0, 120.0, 200.0, seed=seed)
+        votes_oii.append(line_shape(w, f, e, _line_moments(src)[0], 120.0, src.sigma, 40.0, p).ln_lr)
+    assert np.median(votes_lya) > 0.5 and np.median(votes_oii) < 0
+    assert max(np.abs(votes_lya + votes_oii)) <= p.shape_cap
+
+
+def _score(paths, sn_min):
+    truth = read_truth(paths["truth"])
+    rows = detection_rows(paths["detections"])
+    f = DetectionsFile(paths["detections"])
+    out = []
+    for r in rows:
+        if r["sn"] < sn_min:
+            continue
+        s = f.spectrum(r["detectid"])
+        m = classify(s["wave1d"], s["spec1d"] / 2, s["spec1d_err"] / 2, r)
+        out.append((truth[r["detectid"]]["true_class"], m["plya"] > 0.5, float(truth[r["detectid"]]["ew_rest"])))
+    return out
+
+
+def test_hard_cases_on_simulated_truth(tmp_path):
+    """Issue 16's failure modes, reproduced by the simulator: LAEs of EW_rest 5-20 A (continuum-bright,
+    redder, stronger interstellar absorption) and [OII] emitters above 40 A (young, blue, weak breaks,
+    strong [OIII] and [NeIII]); at least 80 % and 90 % right."""
+    lae = _score(simulate_detections(tmp_path / "lae", n=120, seed=21, only="LAE", low_ew_lae_fraction=1.0,
+                                     lae_ew_range=(5.0, 20.0)), 0.0)
+    oii = _score(simulate_detections(tmp_path / "oii", n=120, seed=22, only="OII", oii_ew_min=40.0), 0.0)
+    lae_ok = np.mean([called for _, called, _ in lae])
+    oii_ok = np.mean([not called for _, called, _ in oii])
+    print(f"LAE EW 5-20: {lae_ok:.3f} of {len(lae)};  [OII] EW > 40: {oii_ok:.3f} of {len(oii)}")
+    assert lae_ok >= 0.80 and oii_ok >= 0.90

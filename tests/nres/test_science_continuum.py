@@ -35,7 +35,7 @@ def test_broad_line_regions_are_masked_and_orders_vectorised():
     wave = np.linspace(6500, 6620, nx)                 # H alpha inside
     flux = np.ones(nx) * 1000
     flux[(wave > 6550) & (wave < 6575)] *= 0.4
-    nf, nu = continuum.normalize_orders(np.array([flux, flux]), np.sqrt(np.array([flux, flux])),
+    nf, _nu = continuum.normalize_orders(np.array([flux, flux]), np.sqrt(np.array([flux, flux])),
                                         np.ones((2, nx)), None, np.array([wave, wave]))
     assert nf.shape == (2, nx)
     ha = (wave > 6555) & (wave < 6570)

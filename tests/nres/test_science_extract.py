@@ -57,11 +57,11 @@ def test_profile_blaze_and_optimal_extraction_with_cosmic_rays():
         spec[(o, 1)] = comb
     rn = 5.0
     img = image_of(spec, rng, read_noise=rn)
-    cosmic = [(int(round(centres()[0][2][120])), 120), (int(round(centres()[3][2][300])), 300)]
+    cosmic = [(round(centres()[0][2][120]), 120), (round(centres()[3][2][300]), 300)]
     for yy, xx in cosmic:
         img[yy, xx] += 5e4
     mask = np.zeros(img.shape, np.uint8)
-    yb = int(round(centres()[0][2][250]))
+    yb = round(centres()[0][2][250])
     mask[yb, 250] = 1
     img[yb, 250] = -1e5                                # a dead pixel, masked
     var = extract.variance_image(img, rn)

@@ -71,7 +71,7 @@ def test_blind_wavelength_solution_of_the_sample(night):
     rn = night["header_rn"]
     ex = {k: extract.optimal_extract(night[k], extract.variance_image(night[k], rn), prof, read_noise=rn)
           for k in ("arc01", "arc12")}
-    rows = lambda e, f: np.flatnonzero(e["fiber"] == f)   # noqa: E731
+    rows = lambda e, f: np.flatnonzero(e["fiber"] == f)
     e1 = ex["arc01"]
     sol1, _, q1 = W.solve(e1["flux"][rows(e1, 1)], e1["order"][rows(e1, 1)], wl, amp,
                           variances=e1["variance"][rows(e1, 1)])

@@ -23,13 +23,13 @@ def true_centres(n_orders=5):
     return rows
 
 
-def make_flat(lit, n_orders=5, sigma=1.6, peak=12000.0, seed=0, read_noise=7.0, ny=NY):
+def make_flat(lit, n_orders=5, sigma=1.6, peak=12000.0, seed=0, read_noise=7.0, ny=NY, dark=()):
     rng = np.random.default_rng(seed)
     y = np.arange(ny)[:, None]
     img = np.zeros((ny, NX))
     blaze = 0.8 + 0.2 * np.cos(np.linspace(-1.2, 1.2, NX))
     for o, f, yc in true_centres(n_orders):
-        if f not in lit:
+        if f not in lit or o in dark:
             continue
         # pixel-integrated Gaussian cross profile
         a = (y - 0.5 - yc[None, :]) / (np.sqrt(2) * sigma)
@@ -131,7 +131,7 @@ def hand_text():
     fill = {}
     for key, (o, f) in zip("abcdef", [(0, 0), (0, 1), (2, 0), (2, 1), (4, 0), (4, 1)]):
         for j, c in enumerate(cols):
-            fill[f"{key}{j}"] = int(round(t[(o, f)][c]))
+            fill[f"{key}{j}"] = round(t[(o, f)][c])
     return HAND.format(**fill)
 
 
@@ -165,3 +165,11 @@ def test_traceset_arrays_round_trip():
     ts = trace.blind_trace(make_flat([0, 1], seed=9), [0, 1])
     back = trace.TraceSet.from_arrays(ts.to_arrays())
     assert np.allclose(back.y(), ts.y()) and np.array_equal(back.fiber, ts.fiber)
+
+
+def test_an_order_without_light_keeps_its_number():
+    # order 2 dark in both flats (a dead order): the orders above keep their numbers
+    fa, fb = make_flat([0, 1], seed=11, dark=(2,)), make_flat([1, 2], seed=12, dark=(2,))
+    ts = trace.trace_two_flats(fa, [0, 1], fb, [1, 2])
+    assert sorted(set(ts.order)) == [0, 1, 3, 4] and len(ts) == 12
+    assert offsets(ts, [r for r in true_centres() if r[0] != 2]).max() < 0.1

@@ -80,7 +80,7 @@ def test_blind_solution_sample_like(line_list):
     nx = 1024
     lam, ms = echelle(nx, 91, 12)
     flux, var, _ = arcs(lam, ms, nx, wl, amp, seed=2)
-    sol, table, q = W.solve(flux, np.arange(12), wl, amp, variances=var)
+    sol, _table, q = W.solve(flux, np.arange(12), wl, amp, variances=var)
     assert (sol.m0, sol.s) == (91, -1)
     assert q["RMS"] <= 0.005 and q["SIGLAM"] <= 0.005
     assert q["NLINES"] > 0.5 * q["NLINEDET"]
@@ -95,7 +95,7 @@ def test_blind_solution_reversed_directions_with_curvature(line_list):
     nx = 1024
     lam, ms = echelle(nx, 60, 10, s=+1, v_px=2.5, kappa=0.15, flip=True)
     flux, var, _ = arcs(lam, ms, nx, wl, amp, seed=3, keep=0.8)
-    sol, table, q = W.solve(flux, np.arange(10), wl, amp, variances=var)
+    sol, _table, q = W.solve(flux, np.arange(10), wl, amp, variances=var)
     assert (sol.m0, sol.s) == (60, 1)
     assert q["RMS"] <= 0.005
     rms, mx = errors(sol, lam, ms, nx)
@@ -109,7 +109,7 @@ def test_guided_solution_of_another_fiber_and_the_drift(line_list):
     flux1, var1, _ = arcs(lam, ms, nx, wl, amp, seed=4)
     sol1, _, _ = W.solve(flux1, np.arange(12), wl, amp, variances=var1)
     # fiber 0 sits 2.6 px away along the dispersion
-    lam0 = lambda x, m: lam(np.asarray(x) + 2.6, m)   # noqa: E731
+    lam0 = lambda x, m: lam(np.asarray(x) + 2.6, m)
     flux0, var0, _ = arcs(lam, ms, nx, wl, amp, seed=5, shift=-2.6)
     sol0, _, q0 = W.solve(flux0, np.arange(12), wl, amp, variances=var0, guess=sol1)
     assert abs(sol0.meta["guide_shift_px"] + 2.6) < 0.5

@@ -1,27 +1,40 @@
-"""One detection's classification: line and continuum measures, PLAE/POII, votes, P(LyA), z_best.
+"""One detection's classification: line and continuum measures, the evidence, P(LyA), z_best.
 
-ELiXer's scheme (instruments.md, ELiXer section) in a few pure functions:
+ELiXer's scheme (instruments.md, ELiXer section) as Bayesian evidence, in a few pure functions:
 
 1. measure the line (Gaussian fit), the continuum (whole-spectrum fit; at the line and at g),
    the spectral slope and companion lines (multiline solutions);
-2. PLAE/POII from flux and EW (:mod:`.bayes`) with a Monte Carlo 68 % interval;
-3. each indicator casts a vote in [0, 1] (1 = LyA) with a weight; P(LyA) is the weighted mean:
+2. PLAE/POII from flux and EW (:mod:`.bayes`, Leung et al. 2017) with a Monte Carlo 68 % interval;
+3. the evidence the rest of the spectrum holds (:mod:`.evidence`), each a log-likelihood ratio
+   ln L(data | LyA) / L(data | [OII]) from a documented model (:mod:`.priors`):
 
    ==================  =================================================================
-   PLAE/POII           above or below its wavelength-dependent midpoint (1.4 -> 10)
-   EW_rest(LyA)        above or below 20 A (weight grows with the EW's significance)
-   g magnitude         brighter than mag_zero(wave) votes [OII]; fainter votes LyA only
-                       while the EW is ambiguous (15-25 A)
-   line width          sigma > 4.5 A votes LyA, full weight at 7.6 A (no [OII] is broader)
-   multiline           a solution with companions decides: LyA frame 1, any other 0
-   spectral slope      a significantly red continuum votes [OII]
+   plae_poii           ln(PLAE/POII / midpoint): flux, EW, luminosity functions and the
+                       number densities (the prior), against ELiXer's wavelength-dependent
+                       50/50 midpoint (1.4 at 4000 A -> 10 at 5000 A)
+   companion_lines     the fluxes where [NeIII], the Balmer lines and [OIII] of an [OII]
+                       emitter, and NV, CIV, HeII, CIII] of an LAE would be: present or
+                       absent, against their ratio priors
+   line_shape          asymmetric LyA profile (red wing) against the unresolved doublet
+   line_width          broad lines are not [OII] (sigma > 4.5 A, none above 7.6 A)
+   continuum_shape     blue power law with the Lyman-alpha forest blueward of the line,
+                       against a redder one with the 4000-A break and Ca H and K
+   multiline_other     a solution of another frame (H-beta, [OIII], CIV, MgII main line)
    ==================  =================================================================
 
-4. P(LyA) > threshold (0.5) gives z_best from LyA, else the best multiline solution, else [OII].
+   Independent pieces of evidence multiply: ln odds = the sum; P(LyA) = odds / (1 + odds).
+   Each indicator's vote (the P(LyA) it alone gives from even odds), its ln ratio and weight
+   go to the catalogue (``ClassificationExtraFeatures``), as ELiXer's votes do.  The g magnitude
+   and EW_rest > 20 A rules of the first version are reported as measures but no longer vote:
+   the continuum level and the EW are PLAE/POII's own data, and counting them twice was what made
+   low-EW LAEs [OII] and high-EW [OII] LAEs.
+
+4. P(LyA) > threshold (0.5) gives z_best from LyA, else from another frame's multiline solution
+   when it has two or more companions (the one ``multiline_other`` counted), else from [OII].
 
 Flags (``flags`` column, bits): 1 line fit failed (detection-table values used), 2 continuum at the
 line not detected (EW is a lower limit), 4 PLAE/POII interval spans its midpoint, 8 the multiline
-solution disagrees with PLAE/POII, 16 line S/N below 4.5.
+solution disagrees with the classification, 16 line S/N below 4.5.
 """
 
 from __future__ import annotations
@@ -30,8 +43,9 @@ import numpy as np
 
 from steps.elixer.science.bayes import plae_poii, plae_poii_mc
 from steps.elixer.science.cosmology import Cosmology
+from steps.elixer.science.evidence import Evidence, companion_lines, continuum_shape, line_shape, line_width
 from steps.elixer.science.lines import LYA, OII
-from steps.elixer.science.priors import ClassifierPriors, mag_zero, odds_midpoint
+from steps.elixer.science.priors import ClassifierPriors, odds_midpoint
 from steps.elixer.science.spectrum import FWHM_PER_SIGMA, continuum, fit_line, multiline_solutions
 
 C_KM_S = 299792.458
@@ -42,53 +56,39 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
-def _snr_weight(sn: float) -> float:
-    """Line-based votes count less for faint lines (ELiXer: (S/N - 1) / 5 below S/N 4... here to 6)."""
-    return float(np.clip((sn - 1.0) / 5.0, 0.0, 1.0))
+def plae_evidence(m: dict, p: ClassifierPriors) -> Evidence:
+    mid = float(odds_midpoint(p, m["wave"]))
+    r = max(float(m["plae"]), 1e-6)
+    return Evidence("plae_poii", ln_lr=float(np.log(r / mid)), value=r,
+                    detail={"midpoint": mid, "lo": m["plae_lo"], "hi": m["plae_hi"]})
+
+
+def other_solution(m: dict):
+    """The best solution whose main line is neither LyA nor [OII] with two or more companions found."""
+    others = [s for s in m["solutions"] if s.name not in ("LyA", "OII") and s.n_found >= 2]
+    return others[0] if others else None
+
+
+def multiline_other(m: dict, p: ClassifierPriors) -> Evidence:
+    """A solution whose main line is neither LyA nor [OII] (ELiXer's multiline vote, frames H-beta,
+    [OIII], CIV, MgII): two or more companions found; the more found, the more against LyA."""
+    ev = Evidence("multiline_other")
+    s = other_solution(m)
+    if s is not None:
+        ev.value = s.score
+        ev.ln_lr = -p.weight_multiline * float(min(1.0, s.score / 16.0))
+        ev.detail = {"name": s.name, "z": s.z}
+    return ev
 
 
 def votes(m: dict, p: ClassifierPriors) -> list[dict]:
-    """The indicators' votes (1 = LyA) and weights from the measures ``m`` (see :func:`measure`)."""
+    """The indicators (see the module docstring) as ELiXer-style votes: name, vote in [0, 1]
+    (1 = LyA; the P(LyA) the indicator alone gives), weight (its multiplier in the log odds), value
+    and ln_lr (its ln likelihood ratio)."""
+    evs = [plae_evidence(m, p), *m["evidence"], multiline_other(m, p)]
     out = []
-    wave, sn = m["wave"], m["sn"]
-    snw = _snr_weight(sn)
-    mid = float(odds_midpoint(p, wave))
-    r, lo, hi = m["plae"], m["plae_lo"], m["plae_hi"]
-    w = p.weight_plae * (0.5 if lo < mid < hi else 1.0)
-    out.append({"name": "plae_poii", "vote": float(_sigmoid(2.0 * np.log(r / mid))), "weight": w, "value": r})
-
-    ew, ew_err = m["ew_rest_lya"], m["ew_rest_lya_err"]
-    signif = abs(ew - 20.0) / max(ew_err, 1.0)
-    out.append({"name": "ew_rest_lya", "vote": 1.0 if ew > 20.0 else 0.0,
-                "weight": p.weight_ew * snw * float(np.clip(signif / 2.0, 0, 1)), "value": ew})
-
-    mz = float(mag_zero(p, wave))
-    mag, mag_err = m["mag_g"], m["mag_g_err"]
-    if m["g_sn"] >= 3.0 and mag < mz:
-        gw = 1.0 - np.exp(-(((mag - mz) / (np.sqrt(2) * p.mag_sigma)) ** 2))
-        out.append({"name": "g_mag", "vote": 0.0, "weight": p.weight_mag * float(gw), "value": mag})
-    elif 15.0 < ew < 25.0:
-        faint = mag if m["g_sn"] >= 3.0 else max(mag, p.mag_limit)
-        gw = 1.0 - np.exp(-(((faint - mz) / (np.sqrt(2) * p.mag_sigma)) ** 2))
-        out.append({"name": "g_mag", "vote": 1.0, "weight": 0.5 * p.weight_mag * float(gw), "value": faint})
-
-    sig = m["sigma"]
-    if sig > p.sigma_transition and sn >= 5.0:
-        frac = float(np.clip((sig - p.sigma_transition) / (p.sigma_max_oii - p.sigma_transition), 0, 1))
-        out.append({"name": "line_sigma", "vote": 1.0, "weight": p.weight_sigma * frac, "value": sig})
-
-    sol = m["solution"]
-    if sol is not None:
-        out.append({"name": "multiline", "vote": 1.0 if sol.name == "LyA" else 0.0,
-                    "weight": p.weight_multiline * float(min(1.0, sol.score / 8.0)), "value": sol.z})
-
-    # UV slope redward of the line: LAEs are blue (beta ~ -2), [OII] hosts red (beta > -1)
-    beta, beta_err = m["slope_red"], m["slope_red_err"]
-    if np.isfinite(beta) and np.isfinite(beta_err) and beta_err < 1.0:
-        signif = abs(beta - p.slope_boundary) / beta_err
-        if signif > 2.0:
-            out.append({"name": "spectral_slope", "vote": 1.0 if beta < p.slope_boundary else 0.0,
-                        "weight": p.weight_slope * float(min(1.0, (signif - 2.0) / 3.0)), "value": beta})
+    for ev in evs:
+        out.append({"name": ev.name, "vote": ev.vote, "weight": 1.0, "value": float(ev.value), "ln_lr": float(ev.ln_lr)})
     return out
 
 
@@ -131,7 +131,13 @@ def measure(wave, flam, err, det: dict, p: ClassifierPriors, cosmo: Cosmology, r
 
     plae_line, ew_line = plae_with(fit.cont, fit.cont_err if np.isfinite(fit.cont_err) else c_comb_err)
     plae_wide, ew_wide = plae_with(cont.at_line, cont.at_line_err)
+    comp = companion_lines(wave, flam, err, fit.wave, fit.flux, fit.flux_err, fit.sigma, p)
+    shape = line_shape(wave, flam, err, fit.wave, fit.flux, fit.sigma, sn, p)
+    width = line_width(fit.sigma, fit.sigma_err, sn, p)
+    masked = [ln["wave"] for ln in comp.detail.get("lines", [])] + others
+    cshape = continuum_shape(wave, flam, err, fit.wave, fit.sigma, masked, p)
     return {
+        "evidence": [comp, shape, width, cshape],
         "fit": fit, "cont": cont, "solutions": sols, "solution": sols[0] if sols else None,
         "wave": fit.wave, "sn": sn, "sigma": fit.sigma, "flags": flags,
         "cont_comb": c_comb, "cont_comb_err": c_comb_err,
@@ -154,23 +160,22 @@ def classify(wave, flam, err, det: dict, p: ClassifierPriors | None = None, cosm
     rng = rng if rng is not None else np.random.default_rng(int(det.get("detectid", 0)) % (2**32))
     m = measure(np.asarray(wave, float), np.asarray(flam, float), np.asarray(err, float), det, p, cosmo, rng)
     vs = votes(m, p)
-    wsum = sum(v["weight"] for v in vs)
-    plya = sum(v["vote"] * v["weight"] for v in vs) / wsum if wsum > 0 else 0.5
+    ln_odds = float(sum(v["ln_lr"] * v["weight"] for v in vs))
+    plya = float(_sigmoid(ln_odds))
     wave = m["wave"]
     z_lya, z_oii = wave / LYA - 1, wave / OII - 1
     sol = m["solution"]
-    if sol is not None and (sol.name == "LyA") != (m["plae"] > odds_midpoint(p, wave)):
+    if sol is not None and (sol.name == "LyA") != (plya > p.plya_threshold):
         m["flags"] |= FLAG_MULTILINE_CONFLICT
+    other = other_solution(m)  # not LyA: [OII], unless another frame's lines say otherwise
+    not_lya = (other.z, 1 - plya, other.name) if other is not None else (z_oii, 1 - plya, "OII")
     if plya > p.plya_threshold or z_oii < 0:
         z_best, pz, label = z_lya, plya, "LyA"
-        alt = (sol.z, 1 - plya, sol.name) if sol is not None and sol.name != "LyA" else (z_oii, 1 - plya, "OII")
-    elif sol is not None and sol.name != "LyA":
-        z_best, pz, label = sol.z, 1 - plya, sol.name
-        alt = (z_lya, plya, "LyA")
+        alt = not_lya
     else:
-        z_best, pz, label = z_oii, 1 - plya, "OII"
+        z_best, pz, label = not_lya
         alt = (z_lya, plya, "LyA")
-    m.update(votes=vs, plya=float(plya), z_best=float(z_best), z_best_pz=float(pz), label=label,
+    m.update(votes=vs, ln_odds=ln_odds, plae_midpoint=float(odds_midpoint(p, wave)), plya=float(plya), z_best=float(z_best), z_best_pz=float(pz), label=label,
              z_best_2=float(alt[0]), z_best_pz_2=float(alt[1]), label_2=alt[2],
              fwhm_aa=m["sigma"] * FWHM_PER_SIGMA, fwhm_kms=m["sigma"] * FWHM_PER_SIGMA / wave * C_KM_S)
     return m

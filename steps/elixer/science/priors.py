@@ -15,7 +15,38 @@ Sources of the defaults (facts as used by ELiXer's Bayes module, after Leung et 
 * Decision: PLAE/POII clipped to [0.001, 1000]; its 50/50 midpoint moves linearly from 1.4 at
   4000 A to 10 at 5000 A (Leung et al. 2017 table 3, as ELiXer); P(LyA) > 0.5 is LyA.
 * Vote: g-band magnitude zero point 24.2 at 4500 A moving 1.2 mag per 1000 A (LAEs are fainter),
-  Gaussian width 0.5 mag; a line sigma above 4.5 A is unlikely [OII] and none is above 7.6 A.
+  Gaussian width 0.5 mag; a line sigma above 4.5 A is unlikely [OII] and none is above 7.6 A
+  (ELiXer's LINEWIDTH_SIGMA_TRANSITION and LINEWIDTH_SIGMA_MAX_OII).
+
+The spectral evidence (:mod:`.evidence`), each a likelihood ratio:
+
+* Companion-line ratios to [OII] 3727 (observed, not dereddened; lognormal, median and dex):
+  [NeIII] 3869 0.10 (0.30 dex): SDSS star-forming galaxies span 0.03-0.4 (Levesque & Richardson
+  2014, Nakajima & Ouchi 2014, higher at low metallicity); the Balmer lines together,
+  H-beta 0.35 (0.30 dex; [OII]/H-beta ~ 1-5 observed, Kewley et al. 2004, Moustakas et al. 2006)
+  with H-gamma = 0.47 and H-delta = 0.26 H-beta (case B, Osterbrock & Ferland 2006); [OIII] 5007
+  0.5 (0.45 dex: O32 from 0.1 to 10, Kewley & Dopita 2002, Nakajima & Ouchi 2014) with
+  4959 = 5007 / 2.98 (Storey & Zeippen 2000).  Each [OII] group's prior has a further 10 % tail
+  1 dex wide (dusty or metal-rich emitters, Balmer lines filled by absorption, AGN): the absence
+  of a line is evidence, never proof.  Ratios to LyA, a mixture of star-forming LAEs
+  (97 %: CIV, HeII, CIII] and NV of 0.02-0.05, 0.4 dex; Stark et al. 2014, Shapley et al. 2003)
+  and AGN (3 %: 0.1-0.25, 0.3 dex).  LyA lies 300 +- 250 km/s redward of the other lines'
+  systemic redshift (Hashimoto et al. 2013, Steidel et al. 2010).
+* Robustness: a 2 % chance (``epsilon``) that what is measured at a line's place is something
+  else (sky residual, neighbour, bad pixel), with fluxes up to half the line's; fits' chi-square
+  differences tempered by 0.5; caps of the log-likelihood ratios (companions 12, shape 3,
+  continuum 6, width 4).
+* Continuum: LyA host beta ~ N(-1.9, 0.6) (Bouwens et al. 2009, Hathi et al. 2016 for z ~ 2-3
+  LAEs and LBGs), the Madau 1995 IGM optical depth scaled by 10^N(0, 0.2 dex) per sightline;
+  [OII] host beta ~ N(-0.6, 0.9) (optical continua of star-forming galaxies at z < 0.5), D_n(4000)
+  flat in log from 1.0 to 2.3 (Kauffmann et al. 2003: star-forming 1.1-1.6, passive 1.7-2.2),
+  ramping from Ca K (3934 A) to 4000 A, Ca K EW 1.5 + 8 (D_n(4000) - 1) A, H = 0.8 K
+  (the relation of Ca K with the break in galaxy spectra, approximate); a sky residual of
+  0.03e-17 erg/s/cm^2/A rms in offset and in tilt per 1000 A (ELiXer's HDR3 models of the
+  residual in empty 3.5" apertures are 0.015-0.03e-17 from 3800 to 5400 A, up to 0.08e-17 at
+  3470 A; the bluest 80 A are left out).
+* Combination: ln odds = ln(PLAE/POII / midpoint) + the sum of the evidence's ln ratios
+  (independent pieces of evidence multiply); P(LyA) = odds / (1 + odds).
 """
 
 from __future__ import annotations
@@ -43,6 +74,28 @@ class OiiLF(BaseModel):
     w0: tuple[float, ...] = (8.0, 11.5, 16.6, 21.5)
 
 
+class CompanionGroup(BaseModel):
+    """Lines that share one flux ratio to the main line (``lines``: name -> coefficient), with the
+    ratio's lognormal populations ``(median, dex, weight)``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    lines: dict[str, float]
+    populations: list[tuple[float, float, float]]
+
+
+OII_COMPANIONS = [  # each: the core population and a 10 % tail 1 dex wide (dust, Balmer absorption, AGN, odd ones)
+    CompanionGroup(name="NeIII", lines={"[NeIII]": 1.0}, populations=[(0.10, 0.30, 0.9), (0.10, 1.0, 0.1)]),
+    CompanionGroup(name="Balmer", lines={"H-beta": 1.0, "H-gamma": 0.47, "H-delta": 0.26},
+                   populations=[(0.35, 0.30, 0.9), (0.35, 1.0, 0.1)]),
+    CompanionGroup(name="OIII", lines={"[OIII]": 1.0, "[OIII]4959": 1 / 2.98}, populations=[(0.5, 0.45, 0.9), (0.5, 1.0, 0.1)]),
+]
+LYA_COMPANIONS = [
+    CompanionGroup(name=n, lines={n: 1.0}, populations=[(sf, 0.4, 0.97), (agn, 0.3, 0.03)])
+    for n, sf, agn in (("NV", 0.02, 0.1), ("CIV", 0.03, 0.25), ("HeII", 0.02, 0.1), ("CIII]", 0.05, 0.15))
+]
+
+
 class ClassifierPriors(BaseModel):
     """Every number the classification uses; set under ``[settings.priors]`` of a run configuration."""
 
@@ -68,14 +121,39 @@ class ClassifierPriors(BaseModel):
     sigma_transition: float = Field(4.5, description="line sigma [A] above which [OII] becomes unlikely")
     sigma_max_oii: float = Field(7.6, description="largest [OII] line sigma [A]")
     multiline_min_sn: float = Field(4.0, description="S/N of a companion line that makes a multiline solution")
-    weight_plae: float = 1.0
-    weight_ew: float = 0.5
-    weight_mag: float = 0.5
-    weight_sigma: float = 1.0
-    weight_multiline: float = 3.0
-    weight_slope: float = 0.5
-    slope_boundary: float = Field(-1.3, description="beta (f_lambda ~ lambda^beta) between blue LAE and red [OII] hosts")
+    # the first version's weighted votes; only weight_multiline still counts (the largest ln ratio of a
+    # solution of another frame), the others are kept so that older configurations still validate
+    weight_plae: float = Field(1.0, description="unused since the Bayesian combination")
+    weight_ew: float = Field(0.5, description="unused: the EW is PLAE/POII's own data")
+    weight_mag: float = Field(0.5, description="unused: the continuum level is PLAE/POII's own data")
+    weight_sigma: float = Field(1.0, description="unused: see width_max_ln_lr")
+    weight_multiline: float = Field(3.0, description="ln ratio against LyA of a strong solution of another frame")
+    weight_slope: float = Field(0.5, description="unused: see the continuum-shape evidence")
+    slope_boundary: float = Field(-1.3, description="unused: see lae_beta and oii_beta")
     plya_threshold: float = 0.5
+    # the spectral evidence (see the module docstring for the sources)
+    oii_companions: list[CompanionGroup] = Field(default_factory=lambda: list(OII_COMPANIONS))
+    lya_companions: list[CompanionGroup] = Field(default_factory=lambda: list(LYA_COMPANIONS))
+    lya_systemic_kms: float = Field(300.0, description="LyA's offset redward of the systemic redshift, km/s")
+    lya_systemic_sd_kms: float = Field(250.0, description="its scatter, km/s (widens the companions' profiles)")
+    epsilon: float = Field(0.02, gt=0, lt=1, description="chance that a measure at a line's place is something else")
+    other_scale: float = Field(0.5, gt=0, description="that something else's flux scale, x the line flux")
+    temper: float = Field(0.5, gt=0, le=1, description="factor on the shape fits' log-likelihood differences")
+    companions_cap: float = 12.0
+    shape_cap: float = 3.0
+    shape_min_sn: float = Field(5.0, description="line S/N below which the profile is not compared")
+    width_max_ln_lr: float = Field(4.0, description="ln LR of a line at sigma_max_oii or broader")
+    continuum_cap: float = 6.0
+    cont_wave: tuple[float, float] = Field((3550.0, 5480.0), description="wavelengths used for the continuum shape")
+    lae_beta: tuple[float, float] = Field((-1.9, 0.6), description="LyA host UV slope: mean, sd")
+    oii_beta: tuple[float, float] = Field((-0.6, 0.9), description="[OII] host optical slope: mean, sd")
+    igm_scale_dex: float = Field(0.2, description="sightline scatter of the IGM optical depth, dex")
+    d4000_max: float = 2.3
+    cahk_ew0: float = Field(1.5, description="Ca K rest EW [A] at no break")
+    cahk_ew_per_break: float = Field(8.0, description="Ca K rest EW [A] per unit of D_n(4000) - 1")
+    cahk_sigma: float = Field(2.5, description="rest-frame sigma of Ca H and K [A]")
+    sky_offset_sd: float = Field(0.03, description="sky-residual continuum offset, 1e-17 erg/s/cm^2/A")
+    sky_tilt_sd: float = Field(0.03, description="sky-residual continuum tilt, 1e-17 erg/s/cm^2/A per 1000 A")
 
 
 def upper_gamma(a: float, x):

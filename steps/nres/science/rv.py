@@ -126,14 +126,16 @@ def coarse_ccf(wavelength, flux, uncertainty, template_wavelength, template_flux
     return vgrid, np.interp(vgrid, vk, xc) / np.sqrt(over)
 
 
-def _sigma_clip(values, nsigma=4.0, max_iter=5):
+def _sigma_clip(values, nsigma=4.0, max_iter=5, min_scale=0.0):
+    """Iterative clipping about the median with the robust scatter (1.4826 MAD, at least
+    ``min_scale``); returns the boolean mask of kept (finite) values."""
     v = np.asarray(values, float)
     keep = np.isfinite(v)
     for _ in range(max_iter):
         if keep.sum() < 3:
             break
         med = np.median(v[keep])
-        s = 1.4826 * np.median(np.abs(v[keep] - med))
+        s = max(1.4826 * np.median(np.abs(v[keep] - med)), min_scale)
         if s <= 0:
             break
         new = np.isfinite(v) & (np.abs(v - med) <= nsigma * s)
@@ -143,30 +145,58 @@ def _sigma_clip(values, nsigma=4.0, max_iter=5):
     return keep
 
 
-def _templates(template, n_orders):
-    """Per-order (wavelength, flux) pairs from a per-order template (arrays (n_orders, npix) or a
-    list of pairs) or one model spectrum used for every order."""
+def _templates(template, wavelength, v_range_kms, order_labels=None):
+    """Per-order (wavelength, flux) template pairs, sorted and cut to each order's range widened by
+    the velocity search, from a per-order template (arrays (n_orders, npix), a dict with
+    ``wavelength``/``flux`` and optionally ``order`` labels matched to ``order_labels``, or a list
+    of pairs) or one model spectrum used for every order."""
     if isinstance(template, dict):
         tw, tf = template["wavelength"], template["flux"]
+        if order_labels is not None and template.get("order") is not None and np.ndim(tw) == 2:
+            where = {int(o): i for i, o in enumerate(np.asarray(template["order"]))}
+            empty = np.full(np.shape(tw)[1], np.nan)
+            tw = [np.asarray(tw)[where[int(o)]] if int(o) in where else empty for o in order_labels]
+            tf = [np.asarray(tf)[where[int(o)]] if int(o) in where else empty for o in order_labels]
     else:
         tw, tf = template
-    tw = np.asarray(tw, dtype=object if isinstance(tw, list) else float)
-    if isinstance(tw, np.ndarray) and tw.dtype != object and tw.ndim == 1:
-        return [(np.asarray(tw, float), np.asarray(tf, float))] * n_orders
-    return [(np.asarray(a, float), np.asarray(b, float)) for a, b in zip(tw, tf)]
+    n_orders = wavelength.shape[0]
+    single = not isinstance(tw, list) and np.ndim(tw) == 1
+    if single:
+        w_all, d_all = _template_depth(tw, tf)
+    elif len(tw) < n_orders:
+        raise ValueError(f"the template has {len(tw)} orders for {n_orders} in the spectrum")
+    out = []
+    lo_f = 1.0 + min(v_range_kms) / C_KMS
+    hi_f = 1.0 + max(v_range_kms) / C_KMS
+    for i in range(n_orders):
+        w = wavelength[i]
+        if not np.isfinite(w).any():
+            out.append((np.zeros(0), np.zeros(0)))
+            continue
+        lo, hi = np.nanmin(w) / hi_f * 0.9999, np.nanmax(w) / lo_f * 1.0001
+        if single:
+            a, b = np.searchsorted(w_all, [lo, hi])
+            a, b = max(0, a - 1), min(w_all.size, b + 1)
+            out.append((w_all[a:b], 1.0 - d_all[a:b]))
+        else:
+            ww, dd = _template_depth(tw[i], tf[i])
+            out.append((ww, 1.0 - dd))
+    return out
 
 
 def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mask=None,
                v_range_kms=(-2000.0, 2000.0), coarse_step_kms: float = 1.0,
                fine_half_width_kms: float = 2.0, fine_step_kms: float = 0.001,
-               fine_knot_kms: float = 0.02, nsigma: float = 4.0, min_snr: float = 5.0):
+               fine_knot_kms: float = 0.02, nsigma: float = 4.0, min_snr: float = 5.0,
+               order_labels=None):
     """Radial velocity of one spectrum (banzai-nres ``calculate_rv``).
 
     ``wavelength``, ``normflux``, ``normuncertainty``, ``mask``: arrays (n_orders, nx) of the
     science fiber (wavelengths already drift-corrected; NaN or masked pixels are left out);
     ``template``: a ZERO from ``make_zero`` (per-order arrays or dict), or one model spectrum
     ``(wavelength, flux)``, continuum-normalised and at rest; ``orders``: the rows to use (default:
-    all with data and template overlap). Orders whose coarse CCF peak has a signal-to-noise under
+    all with data and template overlap); ``order_labels``: the order label of each row, matched to
+    the template's ``order`` (a ZERO dict) when both are given (else rows are matched by index). Orders whose coarse CCF peak has a signal-to-noise under
     ``min_snr`` are left out.
 
     Returns a dict: ``rv`` and ``rv_err`` (m/s; the velocity relative to the template, before the
@@ -179,7 +209,7 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
     normuncertainty = np.atleast_2d(np.asarray(normuncertainty, float))
     n_orders = wavelength.shape[0]
     masks = None if mask is None else np.atleast_2d(mask)
-    temps = _templates(template, n_orders)
+    temps = _templates(template, wavelength, v_range_kms, order_labels)
     rows = list(range(n_orders)) if orders is None else list(orders)
     use_rows, coarse = [], []
     vgrid = None
@@ -205,7 +235,7 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
     good = snr_c >= min_snr
     if good.sum() == 0:
         good = np.ones(len(use_rows), bool)
-    keep = _sigma_clip(peaks_c[good], 3.0)
+    keep = _sigma_clip(peaks_c[good], 3.0, min_scale=coarse_step_kms)
     best_v = float(np.mean(peaks_c[good][keep]))
     # fine: exact CCF on knots every fine_knot_kms, cubic spline to the 1 m/s grid
     nf = round(fine_half_width_kms / fine_step_kms)
@@ -223,7 +253,7 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
     order_rv = fine_v[np.argmax(fine, axis=1)] * 1000.0
     # orders whose peak sits on the edge of the fine window did not converge
     edge = (np.argmax(fine, axis=1) == 0) | (np.argmax(fine, axis=1) == fine.shape[1] - 1)
-    used = _sigma_clip(np.where(edge, np.nan, order_rv), nsigma)
+    used = _sigma_clip(np.where(edge, np.nan, order_rv), nsigma, min_scale=1.0)
     if used.sum() == 0:
         raise ValueError("no order gave a velocity peak")
     rv = float(np.mean(order_rv[used]))

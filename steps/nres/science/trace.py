@@ -369,7 +369,26 @@ def _assign_slots(yc, k):
     phase = best[1]
     pos = (np.arange(n) + phase) % k
     order = (np.arange(n) + phase) // k
-    return pos, order
+    return pos, _skip_missing_orders(yc, pos, order, k)
+
+
+def _skip_missing_orders(yc, pos, order, k):
+    """Renumber orders so that a spacing about twice the neighbouring ones (an order with no trace
+    found, e.g. a dead or faint one) leaves its number free; orders are otherwise consecutive."""
+    uo = np.unique(order)
+    if uo.size < 4:
+        return order
+    # position of a virtual fiber 0 of each order (median intra-order separation removed)
+    sep = np.median(np.diff(yc)[(pos[1:] > pos[:-1]) & (order[1:] == order[:-1])]) if k > 1 else 0.0
+    base = np.array([np.mean(yc[order == o] - pos[order == o] * sep) for o in uo])
+    d = np.diff(base)
+    skip = np.zeros(uo.size, int)
+    for j in range(d.size):
+        nb = np.concatenate([d[max(0, j - 3):j], d[j + 1:j + 4]])
+        if nb.size and d[j] > 1.6 * np.median(nb):
+            skip[j + 1:] += int(np.round(d[j] / np.median(nb))) - 1
+    new = {o: o + sk for o, sk in zip(uo, skip)}
+    return np.array([new[o] for o in order])
 
 
 def blind_trace(flat, lit=(0, 1), hw: float | None = None, snr: float = 10.0,
@@ -443,7 +462,7 @@ def refine(flat, traces: TraceSet, fibers=None, hw: float | None = None, degree:
            snr: float = 5.0, n_iter: int = 2) -> TraceSet:
     """Refine traces on a flat (banzai-nres ``TraceRefiner``; the runbook's trace-refine): on every
     column, the flux-weighted centroid in a symmetric window around the current trace (re-centred
-    three times), then a new sigma-clipped degree-5 Legendre fit weighted by the window flux;
+    once on the first centroid), then a new sigma-clipped degree-5 Legendre fit weighted by the window flux;
     columns whose peak is below ``snr`` times the noise, off the detector, or outliers are left out.
     Repeated ``n_iter`` times. Only traces whose fiber is in ``fibers`` are refined (default: all);
     the others are returned unchanged. Returns a new TraceSet with updated ``x_min``, ``x_max``
@@ -590,13 +609,17 @@ def _relabel(ts: TraceSet, lit, direction) -> TraceSet:
 
 
 def _renumber(ts: TraceSet) -> TraceSet:
-    """Order counters from 0 at the bottom of the detector (by the centre position of each order)."""
+    """Order counters from 0 at the bottom of the detector (gaps left by orders without light are
+    kept); counters that do not increase with ``y`` are replaced by their rank in ``y``."""
     yc = ts.y([ts.nx // 2])[:, 0]
     uo = np.unique(ts.order)
     mean_y = np.array([yc[ts.order == o].mean() for o in uo])
-    rank = {o: r for r, o in enumerate(uo[np.argsort(mean_y)])}
     out = ts.select(np.arange(len(ts)))
-    out.order = np.array([rank[o] for o in ts.order])
+    if np.all(np.diff(mean_y) > 0):
+        out.order = ts.order - uo.min()
+    else:
+        rank = {o: r for r, o in enumerate(uo[np.argsort(mean_y)])}
+        out.order = np.array([rank[o] for o in ts.order])
     return out
 
 

@@ -555,7 +555,26 @@ def _coarse_candidates(order_u, order_amp, cat: _Catalogue, nx, v_range=(0.5, 8.
         sel = np.flatnonzero(cells["order"] == i)
         if sel.size == 0 or bright_u[i].size < 3:
             continue
-        top = sel[np.argsort(-norm[sel])[:cells_per_order]]
+        # a fast first look at every cell: bright lines within 2.5 px of the cell's linear
+        # solution in a catalogue of twice their density; the best cells get the full check
+        hb_mid = int(np.median(cells["hb"][sel]))
+        if hb_mid not in thin:
+            thin[hb_mid] = cat.lnl[cat.subset_for(float(np.exp((hb_mid + 0.5) * 0.02)), 2.0 * nper / window)]
+        ref_l = thin[hb_mid]
+        quick = np.zeros(sel.size)
+        for a in range(0, sel.size, 20000):
+            b_ = sel[a:a + 20000]
+            pred = cells["c"][b_][:, None] + cells["h"][b_][:, None] * bright_u[i][None, :]
+            j = np.clip(np.searchsorted(ref_l, pred), 1, ref_l.size - 1)
+            d = np.minimum(np.abs(pred - ref_l[j - 1]), np.abs(ref_l[j] - pred))
+            tol = 2.5 * np.abs(cells["h"][b_]) / nx
+            hit = np.sum(d < tol[:, None], axis=1)
+            # chance: the catalogue lines per unit ln(lambda) over the order's span, times 2 tol
+            lo_, hi_ = pred.min(axis=1), pred.max(axis=1)
+            n_in = np.searchsorted(ref_l, hi_) - np.searchsorted(ref_l, lo_)
+            chance = pred.shape[1] * np.minimum(1.0, n_in / np.maximum(hi_ - lo_, 1e-12) * 2 * tol)
+            quick[a:a + 20000] = hit - chance - 2.0 * np.sqrt(chance + 1.0)
+        top = sel[np.lexsort((-norm[sel], -quick))[:cells_per_order]]
         for t in top:
             hb = int(cells["hb"][t])
             if hb not in thin:

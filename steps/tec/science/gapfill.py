@@ -27,7 +27,6 @@ Corrections to the original, on purpose:
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 from scipy.special import ndtri
 
 MAD_TO_SIGMA = 1.0 / ndtri(0.75)  # normalised MAD: a Gaussian's sigma
@@ -71,8 +70,8 @@ def _clip(y: np.ndarray, nsig: float = 3.0) -> np.ndarray:
     if y.size == 0:
         return y
     need = int(np.floor(0.8 * y.size))
-    for k, mult in enumerate((1.0, 1.0, 1.5)):
-        scale = mad_std(y) if k == 0 else (scale if k == 2 else np.std(y))
+    robust, plain = mad_std(y), np.std(y)
+    for scale, mult in ((robust, 1.0), (plain, 1.0), (plain, 1.5)):
         if not np.isfinite(scale) or scale <= 0:
             continue
         keep = np.abs(y) < nsig * mult * scale
@@ -93,6 +92,8 @@ def _ar_continue(y: np.ndarray, n: int, rng: np.random.Generator,
     recent = y[::-1][:order]                            # most recent first
     zi = np.array([-np.dot(den[k + 1:], recent[:order - k]) for k in range(order)])
     e = rng.normal(scale=np.sqrt(max(innov, 0.0)), size=n)
+    from scipy.signal import lfilter  # here: importing scipy.signal costs a second (astroflow status imports the pipeline)
+
     return lfilter([1.0], den, e, zi=zi)[0], float(np.var(y))
 
 

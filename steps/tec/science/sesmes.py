@@ -20,6 +20,16 @@ Choices that differ from the original, on purpose:
   uses ``tce_mes`` when given, otherwise the new MES.
 * ``chases_sumry_r`` (TEC declared but never filled it) is the reference
   signal's CHASES by the same rule.
+* A significant secondary eclipse (``secondary_phase_d``: DV's weak-secondary
+  phase, given when DV's weak-secondary MES passes DV's own threshold) is kept
+  out of the trend and of the noise, as the transits are: zero weight in the
+  smoothing, replaced by noise before the whitening is measured.  Left in,
+  the secondary eclipses of a deep eclipsing binary are "noise" on the
+  transit's own time scale, the whitening divides them out and new_mes
+  collapses (to a tenth of the MES for a secondary half as deep as the
+  primary): the triage then fails the binary with newMesShrink.  The window
+  is +-T around the secondary (twice the transit's, as its time and
+  duration are known less well).
 
 Behaviour of TEC's method that is kept (measured on synthetic 10-min
 curves): on quiet stars new_mes runs 5-17 % below depth/sigma*sqrt(N_in)
@@ -87,7 +97,8 @@ def _empty(n: int, valid_alt_det: int = 0) -> dict:
 def ses_mes_stats(time, pdc_flux, valid, *, period: float, epoch: float,
                   duration_h: float, depth_ppm: float, pulse_dur_h: float,
                   cad_per_hr: float, rng: np.random.Generator,
-                  sector=None, tce_mes: float | None = None) -> dict:
+                  sector=None, tce_mes: float | None = None,
+                  secondary_phase_d: float | None = None) -> dict:
     """TEC's ses_mes_stats for one TCE on a regular cadence grid.
 
     time: BTJD days (NaN allowed at invalid cadences); pdc_flux: PDC flux
@@ -96,7 +107,9 @@ def ses_mes_stats(time, pdc_flux, valid, *, period: float, epoch: float,
     pulse_dur_h: the TPS pulse duration; cad_per_hr: cadences per hour of
     the grid; rng: source of the reference-signal and gap-fill noise;
     sector: optional sector number per cadence; tce_mes: the pipeline MES
-    (only selects the CHASES threshold).
+    (only selects the CHASES threshold); secondary_phase_d: time of a
+    significant secondary eclipse after each transit (days), masked like the
+    transits in the detrending and the noise (None: no such event).
 
     Returns the dict described in the project docs: valid_alt_det, valid_ses,
     new_mes, new_ntran, ses2mes, mn_mes, mn_ses2mn_mes, chases_sumry, the
@@ -119,9 +132,14 @@ def ses_mes_stats(time, pdc_flux, valid, *, period: float, epoch: float,
     t_all = np.interp(cad, cad[valid], time[valid])
     dt = tps.phase(t_all, period, epoch) * period
     oot = np.abs(dt) >= dur_d / 2.0
+    # the events of the TCE's ephemeris: its transits and a significant secondary eclipse
+    quiet = oot.copy()
+    if secondary_phase_d is not None and np.isfinite(secondary_phase_d):
+        dt_sec = tps.phase(t_all, period, epoch + secondary_phase_d) * period
+        quiet &= np.abs(dt_sec) >= dur_d
 
     # reference signal: trapezoid x (1 + white noise at the data's level)
-    base = valid & oot if (valid & oot).any() else valid
+    base = valid & quiet if (valid & quiet).any() else valid
     sigma = mad_std(np.diff(flux[base]) / np.median(flux[base])) / np.sqrt(2.0)
     ref = trapezoid(dt, depth_ppm * 1e-6, dur_d, dur_d / 1.1)
     ref = ref * (1.0 + rng.normal(0.0, sigma, n))
@@ -131,13 +149,13 @@ def ses_mes_stats(time, pdc_flux, valid, *, period: float, epoch: float,
             and dur_d / period < MAX_DUTY and frac > MIN_VALID_FRAC):
         return _empty(n)
 
-    det, _ = detrend(flux, valid, oot, int(np.ceil(cad_per_hr * search_h)),
+    det, _ = detrend(flux, valid, quiet, int(np.ceil(cad_per_hr * search_h)),
                      sector=sector, medfilt_fac=MEDFILT_FAC)
     fill_win = int(np.ceil(cad_per_hr * search_h * MEDFILT_FAC * 3))
     det_ext, valid_ext = fill_extend(det, valid, fill_win, rng)
     ref_ext, _ = fill_extend(ref, valid, fill_win, rng)
-    # the noise level is measured with the TCE's own transits replaced by noise
-    noise_ext, _ = fill_extend(det, valid & oot, fill_win, rng)
+    # the noise level is measured with the TCE's own events replaced by noise
+    noise_ext, _ = fill_extend(det, valid & quiet, fill_win, rng)
 
     search_len = max(int(np.round(cad_per_hr * search_h)), 1)
     corr, norm, corr_r = tps.statistic_time_series(

@@ -17,6 +17,13 @@ Fit, as in the original:
 * Nelder-Mead from 6 starts drawn uniformly inside the bounds (``rng``, a
   ``numpy.random.Generator``, makes it reproducible), keeping the lowest chi-square.
 
+The fit runs in the native kernel (``astroflow._modshift.trapezoid_fit``, native/modshift/
+trapezoid.hpp) where it is built: the same chi-square evaluated in phase (the fitted points sorted
+by their offset from the DV epoch, so only the band of points the trial transit can touch is
+modelled; every other point adds its flux^2) and a port of scipy's bounded Nelder-Mead, step for
+step, so the fits agree with this module's numpy code (``method="numpy"``, the reference and the
+fallback) to rounding, about 100 times faster.
+
 The parameters are searched in unit-scaled coordinates (each bound mapped to [0, 1]) with
 scipy's bounded Nelder-Mead, where the original used a logistic transform; both keep the
 search inside the bounds and make the tolerances relative to the allowed ranges.
@@ -100,8 +107,17 @@ class TrapezoidFit:
     success: bool
 
 
+def _native():
+    """The compiled kernel, or None where it is not built (the numpy code then runs)."""
+    try:
+        import astroflow._modshift as native
+    except ImportError:
+        return None
+    return native if hasattr(native, "trapezoid_fit") else None
+
+
 def trapezoid_fit(time, flux, period, epoch, duration_h, dv_depth_ppm, rng, valid=None,
-                  n_starts=N_STARTS, supersample=SUPERSAMPLE, fit_region=FIT_REGION):
+                  n_starts=N_STARTS, supersample=SUPERSAMPLE, fit_region=FIT_REGION, method=None):
     """Runbook step 13's trapezoid fit of a detrended light curve.
 
     ``flux``: relative flux with baseline 0 (``altDetrend - 1`` or DV ``lc_med_detrend``);
@@ -110,6 +126,8 @@ def trapezoid_fit(time, flux, period, epoch, duration_h, dv_depth_ppm, rng, vali
     points (non-finite time or flux are dropped anyway).  ``rng``: numpy Generator for the
     random starts.  Returns a ``TrapezoidFit``; ``success`` is False (model all zero, NaN
     parameters) when there are fewer than 5 points in the fit region or no start converged.
+    ``method``: "native" (the compiled kernel), "numpy" (scipy's Nelder-Mead on the numpy
+    chi-square) or None (native where built).
     """
     time = np.asarray(time, dtype=float)
     flux = np.asarray(flux, dtype=float)
@@ -168,12 +186,22 @@ def trapezoid_fit(time, flux, period, epoch, duration_h, dv_depth_ppm, rng, vali
     dv_start = (np.array([epoch, dv_depth_ppm / 1e6, duration_h, 0.5]) - lo) / span
     starts = [dv_start] + [rng.uniform(0.0, 1.0, 4) for _ in range(n_starts - 1)]
     best_u, best_chi2 = None, np.inf
-    for start in starts:
-        res = minimize(chi2, start, method="Nelder-Mead",
-                       bounds=[(0.0, 1.0)] * 4,
-                       options={"xatol": 1e-5, "fatol": 1e-5, "maxiter": 2000, "maxfev": 2000})
-        if np.isfinite(res.fun) and res.fun < best_chi2:
-            best_u, best_chi2 = res.x, float(res.fun)
+    native = _native() if method in (None, "native") else None
+    if method == "native" and native is None:
+        raise RuntimeError("the native trapezoid fit (astroflow._modshift) is not built")
+    if native is not None:
+        res = native.trapezoid_fit(tf, yf, sub_sel, float(sigma), cadence,
+                                   int(supersample), float(epoch), float(period), lo, span, np.array(starts),
+                                   xatol=1e-5, fatol=1e-5, maxiter=2000, maxfev=2000)
+        if np.isfinite(res["fun"]):
+            best_u, best_chi2 = np.asarray(res["x"]), float(res["fun"])
+    else:
+        for start in starts:
+            res = minimize(chi2, start, method="Nelder-Mead",
+                           bounds=[(0.0, 1.0)] * 4,
+                           options={"xatol": 1e-5, "fatol": 1e-5, "maxiter": 2000, "maxfev": 2000})
+            if np.isfinite(res.fun) and res.fun < best_chi2:
+                best_u, best_chi2 = res.x, float(res.fun)
     if best_u is None:
         return nan_fit
 

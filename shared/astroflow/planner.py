@@ -88,12 +88,17 @@ def calibration_checker(run_dir: Path, db_url: str | None, types: dict, migratio
     def check(rec: dict) -> str | None:
         for e in rec["calibrations"]:
             t = e["type"]
-            if t not in revisions:
-                revisions[t] = lib.revision(t)
-            if revisions[t] == e["revision"]:
-                continue
             if t not in types:
                 return f"calibration type {t} is no longer declared"
+            if t not in revisions:
+                revisions[t] = lib.revision(types[t].name)
+            if revisions[t] == e["revision"]:
+                continue
+            if "listing" in e:
+                ids = [c.id for c in lib.list(types[t].name, bad=False, **e["listing"])]
+                if ids != e["ids"]:
+                    return f"calibrations {t}: {len(ids)} candidates now, {len(e['ids'])} when chosen"
+                continue
             key = (t, e["at"], json.dumps(e["attributes"], sort_keys=True))
             if key not in chosen:
                 try:
@@ -101,6 +106,10 @@ def calibration_checker(run_dir: Path, db_url: str | None, types: dict, migratio
                 except NoCalibration as exc:
                     chosen[key] = exc
             now = chosen[key]
+            if e.get("missing"):
+                if not isinstance(now, Exception):
+                    return f"calibration {t}: {Path(now.path).name} qualifies now"
+                continue
             if isinstance(now, Exception):
                 return f"calibration {t}: none qualifies any more ({str(now).splitlines()[0]})"
             if now.id != e["id"]:

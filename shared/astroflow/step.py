@@ -193,21 +193,51 @@ class Context:
         """The calibration of type ``ctype`` the pipeline's policy picks for an observation at
         ``at`` with ``attributes``.  The choice and its reason are recorded for the item (in the
         manifest, the library's uses and the ledger: a bad or a better calibration later makes the
-        item stale); no qualifying one fails the item with every candidate and why it was rejected."""
+        item stale); no qualifying one fails the item with every candidate and why it was rejected
+        (and a calibration that qualifies later makes the failed item stale)."""
         if ctype not in self.calib_types:
             raise AstroflowError(f"pipeline {self.pipeline} declares no calibration type {ctype!r} "
                                  f"(declared: {', '.join(self.calib_types) or 'none'})")
+        from astroflow.calib import NoCalibration
+        from astroflow.calib.models import utc
+
         lib = self.library()
-        choice = lib.select(self.calib_types[ctype], at, attributes)
+        try:
+            choice = lib.select(self.calib_types[ctype], at, attributes)
+        except NoCalibration:
+            # a look-up that found nothing is a dependency too: once one qualifies, the item is stale
+            missing = {"type": ctype, "at": utc(at).isoformat(), "attributes": dict(attributes), "missing": True,
+                       "revision": lib.revision(self.calib_types[ctype].name)}
+            if missing not in self._deps.calibrations:
+                self._deps.calibrations.append(missing)
+            raise
         record = choice.as_record()
         dep = {"type": ctype, "at": record["at"], "attributes": record["attributes"], "id": record["id"],
-               "path": record["path"], "checksum": choice.record.checksum, "revision": lib.revision(ctype)}
+               "path": record["path"], "checksum": choice.record.checksum,
+               "revision": lib.revision(self.calib_types[ctype].name)}
         if dep not in self._deps.calibrations:
             self._deps.calibrations.append(dep)
         used = self.calibrations_used.setdefault(self.item_id or self.step, [])
         if all(u["id"] != record["id"] for u in used):
             used.append(record)
         return Path(record["path"])
+
+    def calibration_candidates(self, ctype: str, **attributes) -> list:
+        """Every good calibration of the declared type ``ctype`` whose attributes equal
+        ``attributes``, oldest first (:class:`astroflow.calib.Calibration` records), for a step
+        that chooses among them by the data (NRES's classify picks the template that matches a
+        spectrum best).  The list is recorded for the item: one added or marked bad later makes
+        the item stale.  Record the one chosen with :meth:`calibration`."""
+        if ctype not in self.calib_types:
+            raise AstroflowError(f"pipeline {self.pipeline} declares no calibration type {ctype!r}")
+        lib = self.library()
+        ltype = self.calib_types[ctype].name
+        found = lib.list(ltype, bad=False, **attributes)
+        dep = {"type": ctype, "listing": dict(attributes), "ids": [c.id for c in found],
+               "revision": lib.revision(ltype)}
+        if dep not in self._deps.calibrations:
+            self._deps.calibrations.append(dep)
+        return found
 
     def register_calibration(self, ctype: str, relpath: str | Path, dateobs: datetime, attributes: dict, *,
                              frames=(), is_master: bool = True, good_after: datetime | None = None,

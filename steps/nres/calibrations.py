@@ -29,8 +29,7 @@ CALIBRATIONS = {
     "TRACE": CalibType("TRACE", match=CAMERA, **LOOKBACK),
     "PROFILE": CalibType("PROFILE", match=(*CAMERA, "fiber_state"), **LOOKBACK),
     "WAVELENGTH": CalibType("WAVELENGTH", match=CAMERA, **LOOKBACK),
-    "ZERO": CalibType("ZERO", match=("target",), select="nearest"),  # the star's own template
-    "ZERO_ANY": CalibType("ZERO", select="nearest"),  # when the star has none: the nearest in time of any
+    "ZERO": CalibType("ZERO", match=("target",), select="nearest"),  # a standard's template (classify chooses)
 }
 
 FOLDERS = {"BIAS": "bias", "DARK": "dark", "FLAT": "flat", "DOUBLE": "dble", "TRIPLE": "trip", "TRACE": "trace",

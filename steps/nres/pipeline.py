@@ -11,9 +11,11 @@ from astroflow.arrivals import Arrivals
 from astroflow.pipeline import Pipeline
 from steps.nres.calibration_table import calibrations
 from steps.nres.calibrations import CALIBRATIONS
+from steps.nres.classify import classify
 from steps.nres.extract import extract
 from steps.nres.db import MIGRATIONS
 from steps.nres.index import index
+from steps.nres.night_summary import night_summary
 from steps.nres.profile import profile
 from steps.nres.rv import rv
 from steps.nres.template import template
@@ -21,6 +23,7 @@ from steps.nres.reduce_frame import reduce_arc, reduce_bias, reduce_dark, reduce
 from steps.nres.settings import NresSettings
 from steps.nres.simulation import NresSimulation, simulate
 from steps.nres.stack import stack_arc, stack_bias, stack_dark, stack_flat
+from steps.nres.summary import summary
 from steps.nres.tools import TOOLS
 from steps.nres.trace import trace
 from steps.nres.wavelength import wavelength
@@ -52,7 +55,10 @@ NRES = Pipeline(
         reduce_target,  # + bias, dark (fan-out by TARGET frame)
         extract,        # 1-D spectra, drift-corrected wavelengths, continuum (fan-out by science frame)
         template,       # ZERO files of the RV standards (fan-out by standard and night)
+        classify,       # the template of each science frame, TEFF and LOGG (fan-out by science frame)
         rv,             # radial velocities, barycentric correction, the -1d.fits (fan-out by science frame)
+        summary,        # the -summary.pdf of each science frame (fan-out by science frame)
         calibrations,   # the masters of the run, one table
+        night_summary,  # the night page: frames, velocities, failures, masters (fan-out by night)
     ],
 )

@@ -3,10 +3,10 @@
 Per extracted science frame: the star's row in targets.csv (a missing or malformed row fails the
 item with the reason: no RV, the night goes on), the barycentric correction and BJD_TDB at the
 exposure midpoint for the site (astropy, Wright & Eastman 2014), the cross-correlation against
-the star's own ZERO or, when it has none, the nearest ZERO of any standard (recorded as that
-calibration): -2000..2000 km/s at 1 km/s, then +-2 km/s at 1 m/s, order peaks 4-sigma clipped,
-RVERR = std/sqrt(N); RV = v + BC + v BC / c.  TEFF and LOGG come from targets.csv, CLASSIFY names
-the template.  Writes banzai-nres's ``...-1d.fits`` (RV, RVERR in m/s, BARYCORR in m/s, TCORR
+the ZERO the ``classify`` step chose (the star's own, or the best-matching standard's):
+-2000..2000 km/s at 1 km/s, then +-2 km/s at 1 m/s, order peaks 4-sigma clipped,
+RVERR = std/sqrt(N); RV = v + BC + v BC / c.  TEFF and LOGG are classify's, CLASSIFY names the
+template.  Writes banzai-nres's ``...-1d.fits`` (RV, RVERR in m/s, BARYCORR in m/s, TCORR
 the BJD_TDB, TEFF, LOGG, CLASSIFY, SIGLAM, RVPRECSN; extensions SPECTRUM and CCF) and the row of
 ``RUNDIR/rv/``.  With ``do_rv`` off (NRES_DO_RV) the file is written without velocities.
 """
@@ -21,7 +21,6 @@ from astropy.io import fits
 from astropy.table import Table
 
 from astroflow.atomic import atomic_path
-from astroflow.calib import NoCalibration
 from astroflow.step import FanOut, Resources
 from steps.nres.science.barycentric import apply_correction
 from steps.nres.science.rv import measure_rv
@@ -40,15 +39,9 @@ def frames(ctx) -> list[dict]:
     return ctx.table("extract", columns=["filename"]).to_pylist()
 
 
-def zero_for(ctx, star: str, at: datetime):
-    try:
-        return ctx.calibration("ZERO", at, target=star)
-    except NoCalibration:
-        return ctx.calibration("ZERO_ANY", at)
-
-
 def rv_frame(ctx, item) -> dict:
     ext = ctx.row("extract", filename=item["filename"])
+    cls = ctx.row("classify", filename=item["filename"])
     frame = ctx.row("index", filename=item["filename"])
     star = target(ctx, ext["object"])
     bc = barycentre(frame, star)
@@ -57,9 +50,9 @@ def rv_frame(ctx, item) -> dict:
     rv = rv_err = np.nan
     n_orders, template, ccf = 0, "", None
     if ctx.settings.do_rv:
-        zpath = zero_for(ctx, star.name, datetime.fromisoformat(ext["dateobs"]))
-        zero = read_zero(zpath)
-        m = measure_rv(spec["wavelength"], spec["normflux"], spec["normuncertainty"], zero, mask=spec["mask"])
+        zero = read_zero(ctx.calibration("ZERO", datetime.fromisoformat(ext["dateobs"]), target=cls["template"]))
+        m = measure_rv(spec["wavelength"], spec["normflux"], spec["normuncertainty"], zero, mask=spec["mask"],
+                       order_labels=spec["order"])
         rv = float(apply_correction(m["rv"], bc["barycorr"]))
         rv_err, n_orders, template = m["rv_err"], m["n_orders"], zero["name"]
         orders = spec["order"][m["coarse_orders"]]
@@ -68,8 +61,8 @@ def rv_frame(ctx, item) -> dict:
     head["RVERR"] = (rv_err, "[m/s] std of the order velocities / sqrt(N)")
     head["BARYCORR"] = (bc["barycorr"], "[m/s] barycentric correction")
     head["TCORR"] = (bc["bjd_tdb"], "[d] BJD_TDB of the exposure midpoint")
-    head["TEFF"] = (star.teff if star.teff is not None else np.nan, "[K] targets.csv")
-    head["LOGG"] = (star.logg if star.logg is not None else np.nan, "[dex] targets.csv")
+    head["TEFF"] = (cls["teff"] if cls["teff"] is not None else np.nan, f"[K] {cls['teff_source']}")
+    head["LOGG"] = (cls["logg"] if cls["logg"] is not None else np.nan, f"[dex] {cls['teff_source']}")
     head["CLASSIFY"] = (template, "template the velocities are measured against")
     for card in ctx.fits_cards():
         head[card[0]] = card[1:]
@@ -82,8 +75,8 @@ def rv_frame(ctx, item) -> dict:
     return {"filename": item["filename"], "site": ext["site"], "instrument": ext["instrument"], "object": star.name,
             "dateobs": ext["dateobs"], "bjd_tdb": bc["bjd_tdb"], "rv": rv, "rv_err": rv_err,
             "barycorr": bc["barycorr"], "n_orders": n_orders, "snr": ext["snr"], "template": template,
-            "teff": star.teff, "logg": star.logg, "path": rel}
+            "teff": cls["teff"], "logg": cls["logg"], "path": rel}
 
 
-rv = FanOut("rv", inputs=("extract", "index", "template"), items=frames, process=rv_frame, key=("filename",),
+rv = FanOut("rv", inputs=("extract", "classify", "index"), items=frames, process=rv_frame, key=("filename",),
             schema=SCHEMA, shard_size=2, resources=Resources(cpu="1", memory="2Gi"), doc=__doc__)

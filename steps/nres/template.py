@@ -6,8 +6,9 @@ when none is named, every target observed ``template_min_frames`` times in one n
 night: its extracted spectra above ``template_min_snr``, each shifted by the velocity the star
 showed (its catalogue RV and the exposure's barycentric correction, Wright & Eastman 2014),
 combined order by order with inverse-variance weights (:func:`make_zero`).  The ZERO is written to
-``zero/``, registered as a calibration (matching the target) and entered in ``zeros.csv`` with
-typed flags (the hand-set "0100" is ``usable``).
+``zero/`` and registered as a calibration (matching the target; TEFF and LOGG as attributes), where
+``classify`` finds it: the library is the zeros.csv of the runbook (a ZERO marked bad is the
+hand-set Flags "0100" turned off).
 """
 
 from __future__ import annotations

@@ -85,3 +85,25 @@ def test_a_later_run_finds_an_earlier_partitions_masters(tmp_path, db_url):
     assert chosen(second) == {"20240108:a": "bias-20240101-a.txt", "20240108:b": "bias-20240101-b.txt"}
     used = next(iter(rundir.Ledger(second / "reduce").active))["calibrations"]
     assert all(Path(r[0]["path"]).is_relative_to(first) for r in used.values())
+
+
+def test_an_item_that_found_no_calibration_reruns_once_one_qualifies(tmp_path, db_url):
+    """A failed look-up is a dependency too: the frames of camera a fail while every one of its
+    masters is bad, and recompute, alone, once one is good again (frames arriving before their
+    calibrations, in a watched night, rely on it)."""
+    out = tmp_path / "run"
+    assert run(out, db_url).ok
+    masters = [str((out / f"masters/bias-{n}-a.txt").resolve()) for n in ("20240101", "20240105")]
+    for m in masters:
+        assert calib(["mark-bad", m, "--reason", "light leak", "--db", db_url]) == 0
+    run(out, db_url)
+    assert sorted(rundir.Ledger(out / "reduce").outcomes().items()) == [
+        ("20240102:a", "failed"), ("20240102:b", "ok"), ("20240106:a", "failed"), ("20240106:b", "ok"),
+        ("20240107:a", "failed"), ("20240107:b", "ok")]
+    assert calib(["mark-good", masters[0], "--db", db_url]) == 0
+    st = next(s for s in status.collect(out)["steps"] if s["step"] == "reduce")
+    assert st["state"] == "stale" and st["items_stale"] == 3 and "qualifies now" in st["reason"]
+    assert run(out, db_url).ok
+    assert set(rundir.Ledger(out / "reduce").outcomes().values()) == {"ok"}
+    assert {k: v for k, v in chosen(out).items() if k.endswith(":a")} == {
+        f"{d}:a": "bias-20240101-a.txt" for d in ("20240102", "20240106", "20240107")}

@@ -4,6 +4,8 @@ and the same night gives the same products on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import signal
 import subprocess
@@ -68,3 +70,35 @@ def test_the_same_products_on_sqlite_and_postgresql(night, tmp_path, postgres_da
     assert rv_values(outs["sqlite"]) == rv_values(outs["postgresql"])
     cal = {n: sorted(r["filename"] for r in rundir.read_dataset(o / "calibrations").to_pylist()) for n, o in outs.items()}
     assert cal["sqlite"] == cal["postgresql"] and len(cal["sqlite"]) >= 9
+
+
+def test_frames_dropped_into_a_watched_folder_are_reduced_once(night, tmp_path):
+    """The queue listener as ``astroflow watch nres``: one night's frames written into the data root
+    in observation order (each first half-written), reduced as they arrive, each science frame once."""
+    import shutil
+    import threading
+
+    from astroflow.watch import WatchOptions, watch
+    from steps.nres.simulate_replay import replay
+
+    settings, sim = night
+    day = settings["start"].replace("-", "")
+    source = tmp_path / "night"
+    shutil.copytree(sim.root / "cpt" / "nres03" / day, source / "cpt" / "nres03" / day)
+    watched = tmp_path / "archive"
+    writer = threading.Thread(target=replay, args=(watched, source),
+                              kwargs={"speed": 2000.0, "max_wait_s": 1.0, "half_written_s": 0.3})
+    cfg = config.resolve(NRES, settings={**settings, "data_root": str(watched)}, runner={"workers": 2})
+    out = tmp_path / "run"
+    log = io.StringIO()
+    writer.start()
+    try:
+        rc = watch(NRES, cfg, out, WatchOptions(poll_s=1.0, settle_s=0.5, max_wait_s=60.0, idle_stop_s=6.0), out=log)
+    finally:
+        writer.join()
+    assert rc == 0, log.getvalue()[-3000:]
+    science = sorted(p.name for p in (source / "cpt" / "nres03" / day / "raw").glob("*e00.fits.fz"))
+    reduced = [i for m in (out / "reduce_target" / rundir.MANIFESTS).glob("*.json")
+               for i in json.loads(m.read_text())["items"]]
+    assert sorted(reduced) == science  # each science frame reduced once, none half-written
+    assert sorted(rundir.read_dataset(out / "rv").column("filename").to_pylist()) == science

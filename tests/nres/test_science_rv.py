@@ -106,3 +106,15 @@ def test_zero_orders_matched_by_label(template):
     w2, f2, e2 = observe(tw, tf, 1_500.0, snr=100, seed=41)
     r = rv.measure_rv(w2[1:], f2[1:], e2[1:], zero, order_labels=np.arange(11, 10 + N_ORDERS))
     assert abs(r["rv"] - 1_500.0) < 15.0 and r["n_orders"] >= N_ORDERS - 2
+
+
+def test_template_match_prefers_the_star_the_spectrum_is_like(template):
+    """classify's criterion: of two templates, the one sharing the spectrum's lines matches best,
+    and its peak sits at the spectrum's velocity."""
+    tw, tf = template
+    w, f, e = observe(tw, tf, 12_000.0, snr=50, seed=50)
+    other = rest_spectrum(seed=7)  # another star: different lines
+    same = rv.template_match(w, f, e, (tw, tf))
+    diff = rv.template_match(w, f, e, other)
+    assert same["n_orders"] == N_ORDERS and abs(same["v_kms"] - 12.0) <= 1.0
+    assert same["peak"] > 3 * diff["peak"] > 0

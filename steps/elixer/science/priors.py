@@ -14,8 +14,7 @@ Sources of the defaults (facts as used by ELiXer's Bayes module, after Leung et 
   functions (L_min) and sets the prior P(LAE) = n_LAE / (n_LAE + n_OII) per unit wavelength.
 * Decision: PLAE/POII clipped to [0.001, 1000]; its 50/50 midpoint moves linearly from 1.4 at
   4000 A to 10 at 5000 A (Leung et al. 2017 table 3, as ELiXer); P(LyA) > 0.5 is LyA.
-* Vote: g-band magnitude zero point 24.2 at 4500 A moving 1.2 mag per 1000 A (LAEs are fainter),
-  Gaussian width 0.5 mag; a line sigma above 4.5 A is unlikely [OII] and none is above 7.6 A
+* Line width: a line sigma above 4.5 A is unlikely [OII] and none is above 7.6 A
   (ELiXer's LINEWIDTH_SIGMA_TRANSITION and LINEWIDTH_SIGMA_MAX_OII).
 
 The spectral evidence (:mod:`.evidence`), each a likelihood ratio:
@@ -114,22 +113,10 @@ class ClassifierPriors(BaseModel):
     midpoint_wave: tuple[float, float] = (4000.0, 5000.0)
     midpoint_odds: tuple[float, float] = (1.4, 10.0)
     mc_samples: int = Field(100, ge=10, description="Monte Carlo draws for the PLAE/POII interval")
-    mag_zero_4500: float = 24.2
-    mag_zero_slope: float = Field(1.2, description="mag per 1000 A")
-    mag_sigma: float = 0.5
-    mag_limit: float = Field(24.8, description="g continuum limit of a HETDEX spectrum")
     sigma_transition: float = Field(4.5, description="line sigma [A] above which [OII] becomes unlikely")
     sigma_max_oii: float = Field(7.6, description="largest [OII] line sigma [A]")
     multiline_min_sn: float = Field(4.0, description="S/N of a companion line that makes a multiline solution")
-    # the first version's weighted votes; only weight_multiline still counts (the largest ln ratio of a
-    # solution of another frame), the others are kept so that older configurations still validate
-    weight_plae: float = Field(1.0, description="unused since the Bayesian combination")
-    weight_ew: float = Field(0.5, description="unused: the EW is PLAE/POII's own data")
-    weight_mag: float = Field(0.5, description="unused: the continuum level is PLAE/POII's own data")
-    weight_sigma: float = Field(1.0, description="unused: see width_max_ln_lr")
     weight_multiline: float = Field(3.0, description="ln ratio against LyA of a strong solution of another frame")
-    weight_slope: float = Field(0.5, description="unused: see the continuum-shape evidence")
-    slope_boundary: float = Field(-1.3, description="unused: see lae_beta and oii_beta")
     plya_threshold: float = 0.5
     # the spectral evidence (see the module docstring for the sources)
     oii_companions: list[CompanionGroup] = Field(default_factory=lambda: list(OII_COMPANIONS))
@@ -195,7 +182,3 @@ def odds_midpoint(p: ClassifierPriors, wave):
     """The PLAE/POII value that is 50/50 at this wavelength."""
     return np.interp(wave, p.midpoint_wave, p.midpoint_odds)
 
-
-def mag_zero(p: ClassifierPriors, wave):
-    """g magnitude above which (fainter) a line at this wavelength is more likely LyA."""
-    return p.mag_zero_4500 + p.mag_zero_slope * (np.asarray(wave, float) - 4500.0) / 1000.0

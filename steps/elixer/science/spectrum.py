@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import curve_fit
 
-from steps.elixer.science.lines import FRAMES, LINES, LYA
+from steps.elixer.science.lines import FRAMES, LINES
 
 C_A_S = 2.99792458e18  # speed of light, A/s
 SQRT2PI = np.sqrt(2 * np.pi)
@@ -216,7 +216,3 @@ def multiline_solutions(wave, flam, err, line_wave: float, line_sigma: float, mi
         if sol.n_found:
             out.append(sol)
     return sorted(out, key=lambda s: -s.score)
-
-
-def lya_z(wave: float) -> float:
-    return wave / LYA - 1.0

@@ -26,6 +26,7 @@ __all__ = [
     "make_zero",
     "measure_rv",
     "observed_velocity",
+    "template_match",
 ]
 
 C_MS = 299792458.0
@@ -262,6 +263,31 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
             "used": used, "n_orders": int(used.sum()), "coarse_rv": best_v,
             "coarse_v": vgrid, "coarse_xcor": coarse[good], "coarse_orders": np.array(use_rows)[good],
             "fine_v": fine_v, "fine_xcor": fine}
+
+
+def template_match(wavelength, normflux, normuncertainty, template, mask=None, order_labels=None,
+                   v_range_kms=(-2000.0, 2000.0), step_kms: float = 1.0) -> dict:
+    """How well ``template`` matches a spectrum (banzai-nres classify's criterion): the coarse
+    CCFs of every order overlapping the template summed over orders, at their common peak.
+    ``X`` is the matched filter's signal-to-noise, largest for the template most like the data
+    (Cauchy-Schwarz), so the best of several templates is the one with the largest ``peak``.
+    Arguments as :func:`measure_rv`.  Returns ``peak`` (0 when no order overlaps), ``v_kms``
+    there and ``n_orders`` summed."""
+    wavelength = np.atleast_2d(np.asarray(wavelength, float))
+    temps = _templates(template, wavelength, v_range_kms, order_labels)
+    total, vgrid, n = None, None, 0
+    for r, (tw, tf) in enumerate(temps):
+        if tw.size < 4 or not np.isfinite(wavelength[r]).any():
+            continue
+        vgrid, xc = coarse_ccf(wavelength[r], np.atleast_2d(normflux)[r], np.atleast_2d(normuncertainty)[r], tw, tf,
+                               None if mask is None else np.atleast_2d(mask)[r], *v_range_kms, step_kms)
+        if np.any(xc):
+            total = xc if total is None else total + xc
+            n += 1
+    if total is None:
+        return {"peak": 0.0, "v_kms": np.nan, "n_orders": 0}
+    k = int(np.argmax(total))
+    return {"peak": float(total[k]), "v_kms": float(vgrid[k]), "n_orders": n}
 
 
 def make_zero(wavelengths, normfluxes, normuncertainties, velocities_ms, masks=None):

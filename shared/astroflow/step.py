@@ -257,7 +257,9 @@ class Context:
         cards = [("PIPEVER", self.code_version, "astroflow code version")]
         for rec in self.calibrations_used.get(self.item_id or self.step, []):
             key = "CAL" + "".join(c for c in rec["type"].upper() if c.isalnum())[:5]
-            cards.append((key, Path(rec["path"]).name[:68], f"calibration {rec['type']} id {rec['id']}"))
+            name = Path(rec["path"]).name[:68]
+            # one 80-character card: the comment only where the file name leaves room for it
+            cards.append((key, name, f"{rec['type']} id {rec['id']}"[:max(0, 65 - len(name) - 3)]))
         return cards
 
     def lists(self, root: str | Path) -> Path:

@@ -118,3 +118,13 @@ def test_template_match_prefers_the_star_the_spectrum_is_like(template):
     diff = rv.template_match(w, f, e, other)
     assert same["n_orders"] == N_ORDERS and abs(same["v_kms"] - 12.0) <= 1.0
     assert same["peak"] > 3 * diff["peak"] > 0
+
+
+def test_order_errors_from_the_ccf_curvature_match_the_scatter(template):
+    """Photon noise only: the per-order error from the CCF's curvature is the scatter of that order's
+    velocity over noise realisations (within 30 %)."""
+    tw, tf = template
+    runs = [rv.measure_rv(*observe(tw, tf, 5_000.0, snr=40, seed=100 + k), (tw, tf)) for k in range(24)]
+    scatter = np.std([r["order_rv"] for r in runs], axis=0)
+    predicted = np.median([r["order_err"] for r in runs], axis=0)
+    assert np.all(np.abs(predicted / scatter - 1) < 0.3), (predicted, scatter)

@@ -185,6 +185,23 @@ def _templates(template, wavelength, v_range_kms, order_labels=None):
     return out
 
 
+def peak_error(v_kms, xcor, peak, half_width_kms: float = 0.3):
+    """Per-order photon-noise velocity error (m/s) from the curvature of the matched-filter CCF at its
+    peak: ``X`` is a signal-to-noise, the log-likelihood ``X^2 / 2``, so ``sigma_v^2 = -1 / (X X'')``
+    (a parabola fitted over +-``half_width_kms``). NaN where the peak is not a maximum."""
+    out = np.full(len(xcor), np.nan)
+    step = float(v_kms[1] - v_kms[0])
+    k = max(2, int(round(half_width_kms / step)))
+    for i, (x, p) in enumerate(zip(xcor, peak)):
+        lo, hi = max(0, p - k), min(len(x), p + k + 1)
+        if hi - lo < 5:
+            continue
+        a = np.polyfit(v_kms[lo:hi] - v_kms[p], x[lo:hi], 2)[0]
+        if a < 0 and x[p] > 0:
+            out[i] = 1000.0 / np.sqrt(-2.0 * a * x[p])
+    return out
+
+
 def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mask=None,
                v_range_kms=(-2000.0, 2000.0), coarse_step_kms: float = 1.0,
                fine_half_width_kms: float = 2.0, fine_step_kms: float = 0.001,
@@ -251,15 +268,20 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
                              None if masks is None else masks[r])
         fine.append(CubicSpline(knots, xk)(fine_v))
     fine = np.array(fine)
-    order_rv = fine_v[np.argmax(fine, axis=1)] * 1000.0
+    peak = np.argmax(fine, axis=1)
+    order_rv = fine_v[peak] * 1000.0
     # orders whose peak sits on the edge of the fine window did not converge
-    edge = (np.argmax(fine, axis=1) == 0) | (np.argmax(fine, axis=1) == fine.shape[1] - 1)
-    used = _sigma_clip(np.where(edge, np.nan, order_rv), nsigma, min_scale=1.0)
+    edge = (peak == 0) | (peak == fine.shape[1] - 1)
+    order_err = peak_error(fine_v, fine, peak)
+    # the clipping scale is never below the photon noise of a typical order: a few orders that agree
+    # by chance do not make the others outliers (and RVERR too small)
+    floor = float(np.nanmedian(order_err[~edge])) if np.isfinite(order_err[~edge]).any() else 1.0
+    used = _sigma_clip(np.where(edge, np.nan, order_rv), nsigma, min_scale=max(floor, 1.0))
     if used.sum() == 0:
         raise ValueError("no order gave a velocity peak")
     rv = float(np.mean(order_rv[used]))
     rv_err = float(np.std(order_rv[used]) / np.sqrt(used.sum())) if used.sum() > 1 else np.nan
-    return {"rv": rv, "rv_err": rv_err, "order_rv": order_rv, "orders": np.array(sel_rows),
+    return {"rv": rv, "rv_err": rv_err, "order_rv": order_rv, "order_err": order_err, "orders": np.array(sel_rows),
             "used": used, "n_orders": int(used.sum()), "coarse_rv": best_v,
             "coarse_v": vgrid, "coarse_xcor": coarse[good], "coarse_orders": np.array(use_rows)[good],
             "fine_v": fine_v, "fine_xcor": fine}

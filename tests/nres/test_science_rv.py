@@ -128,3 +128,18 @@ def test_order_errors_from_the_ccf_curvature_match_the_scatter(template):
     scatter = np.std([r["order_rv"] for r in runs], axis=0)
     predicted = np.median([r["order_err"] for r in runs], axis=0)
     assert np.all(np.abs(predicted / scatter - 1) < 0.3), (predicted, scatter)
+
+
+def test_a_zero_measures_its_own_exposure_exactly(template):
+    """A pixel-sampled ZERO against the exposure it was made of: the velocity it was shifted by, to
+    the 1 m/s grid (the template's ends once pulled order peaks by tens of m/s); and against an
+    exposure of the star at another velocity, within its noise and the few m/s of pixel-phase bias
+    a template sampled at two pixels per line width keeps (about 4 m/s here, without noise)."""
+    tw, tf = template
+    w, f, e = observe(tw, tf, -7_321.0, snr=150, seed=60)
+    zero = rv.make_zero([w], [f], [e], [-7_321.0])
+    own = rv.measure_rv(w, f, e, zero)
+    assert np.all(np.abs(own["order_rv"] + 7_321.0) <= 1.0)
+    w2, f2, e2 = observe(tw, tf, 14_000.0, snr=150, seed=61)
+    other = rv.measure_rv(w2, f2, e2, zero)
+    assert abs(other["rv"] - 14_000.0) < 3 * np.sqrt(2) * np.median(other["order_err"]) / np.sqrt(N_ORDERS) + 6.0

@@ -68,12 +68,19 @@ def cross_correlate(velocities_kms, wavelength, flux, uncertainty, template_wave
                     template_flux, mask=None, chunk: int = 256):
     """The CCF of one order at the given velocities (km/s), evaluated exactly (the template
     interpolated linearly at ``lambda / (1 + v/c)``; zero depth outside it). ``flux`` and
-    ``template_flux`` are continuum-normalised. Returns ``xcor`` (signal-to-noise units)."""
+    ``template_flux`` are continuum-normalised. Only the pixels the template covers at every one
+    of the velocities enter: a pixel that slid off the template's end at some velocities would make
+    steps in the CCF (the ZERO ends where its exposures' orders ended) and pull the fine peak by
+    tens of m/s. Returns ``xcor`` (signal-to-noise units)."""
     v = np.atleast_1d(np.asarray(velocities_kms, float))
     w, f, e = _clean(wavelength, flux, uncertainty, mask)
     tw, td = _template_depth(template_wavelength, template_flux)
     out = np.zeros(v.size)
     if w.size < 2 or tw.size < 2:
+        return out
+    covered = (w / (1.0 + v.max() / C_KMS) >= tw[0]) & (w / (1.0 + v.min() / C_KMS) <= tw[-1])
+    w, f, e = w[covered], f[covered], e[covered]
+    if w.size < 2:
         return out
     d = 1.0 - f
     ivar = 1.0 / e ** 2
@@ -180,9 +187,22 @@ def _templates(template, wavelength, v_range_kms, order_labels=None):
             a, b = max(0, a - 1), min(w_all.size, b + 1)
             out.append((w_all[a:b], 1.0 - d_all[a:b]))
         else:
-            ww, dd = _template_depth(tw[i], tf[i])
+            ww, dd = _oversample(*_template_depth(tw[i], tf[i]))
             out.append((ww, 1.0 - dd))
     return out
+
+
+def _oversample(w, depth, factor: int = 8):
+    """A template sampled like the data (a ZERO: about two pixels per resolution element) resampled
+    ``factor`` times finer with a cubic spline, so that the CCF's linear interpolation at sub-pixel
+    shifts keeps its lines' shape.  On the simulated nights it takes the RV error of stars measured
+    against another star's ZERO from 20 to 7 m/s rms (tests/nres/test_nres_truth.py)."""
+    keep = np.concatenate([[True], np.diff(w) > 0])
+    w, depth = w[keep], depth[keep]
+    if w.size < 4:
+        return w, depth
+    fine = np.interp(np.arange((w.size - 1) * factor + 1) / factor, np.arange(w.size), w)
+    return fine, CubicSpline(w, depth)(fine)
 
 
 def peak_error(v_kms, xcor, peak, half_width_kms: float = 0.3):

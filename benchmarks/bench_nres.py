@@ -1,0 +1,108 @@
+"""NRES at full size: one night of 4096 x 4096 frames (67 orders x 3 fibers), 1 and 2 workers.
+
+    python benchmarks/bench_nres.py [--dir DIR] [--reuse-input] [--workers 1 2]
+
+Prints, per step, the wall time of the run's units and the time per frame, for the calibration
+stacking of the night (BIAS, DARK, FLAT x 2 fiber states, DOUBLE x 2: issue 13's goal under 5
+minutes on 2 cores) and for the science frames (reduce, extract, classify, rv: goal under 60 s per frame on
+one core), each with 1 and with 2 workers in the same session, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from astroflow import config, rundir, runner
+from steps.nres import scoring
+from steps.nres.pipeline import NRES
+
+CALIBRATION = ("index", "reduce_bias", "stack_bias", "reduce_dark", "stack_dark", "reduce_flat", "stack_flat",
+               "trace", "profile", "reduce_arc", "stack_arc", "wavelength")
+SCIENCE = ("reduce_target", "extract", "template", "classify", "rv", "summary")
+PER_FRAME = ("reduce_target", "extract", "classify", "rv")
+
+
+def simulate(root: Path, reuse: bool) -> dict:
+    marker = root / "settings.json"
+    if reuse and marker.exists():
+        import json
+
+        return json.loads(marker.read_text())
+    from steps.nres.simulate import simulate_nights
+
+    shutil.rmtree(root, ignore_errors=True)
+    t0 = time.perf_counter()
+    settings = simulate_nights(root, sites=("cpt",), nights=1, full=True)
+    print(f"simulation: {time.perf_counter() - t0:.0f} s", flush=True)
+    import json
+
+    marker.write_text(json.dumps(settings, default=str))
+    return settings
+
+
+def run(settings: dict, out: Path, workers: int) -> dict[str, dict]:
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = config.resolve(NRES, settings=settings, runner={"workers": workers})
+    t0 = time.perf_counter()
+    res = runner.run(NRES, cfg, out, progress=False)
+    total = time.perf_counter() - t0
+    if not res.ok:
+        sys.exit(f"run failed: {[(n, s.message) for n, s in res.steps.items() if s.state != 'done']}")
+    steps = {}
+    for s in NRES.steps:
+        ms = rundir.manifests(out / s.name)
+        items = sum(len(m["items"]) for m in ms)
+        steps[s.name] = {"wall_s": sum(m["wall_s"] for m in ms), "items": items,
+                         "span_s": (max(m["started"] + m["wall_s"] for m in ms) - min(m["started"] for m in ms))
+                         if ms else 0.0}
+    steps["_total"] = {"wall_s": total}
+    return steps
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, help="work folder (default: a temporary one)")
+    ap.add_argument("--reuse-input", action="store_true")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    a = ap.parse_args()
+    work = a.dir or Path(tempfile.mkdtemp(prefix="bench-nres-"))
+    settings = simulate(work / "input", a.reuse_input)
+    results = {w: run(settings, work / f"run-{w}", w) for w in a.workers}
+    print(f"\n{'step':<16}" + "".join(f"{f'{w} worker(s) s':>16}{'s/item':>9}" for w in a.workers))
+    for name in (*CALIBRATION, *SCIENCE):
+        line = f"{name:<16}"
+        for w in a.workers:
+            s = results[w][name]
+            line += f"{s['span_s']:>16.1f}{(s['wall_s'] / s['items']) if s['items'] else 0:>9.1f}"
+        print(line)
+    for w in a.workers:
+        r = results[w]
+        cal = sum(r[n]["span_s"] for n in CALIBRATION)
+        n_sci = r["reduce_target"]["items"]
+        per_frame = sum(r[n]["wall_s"] for n in PER_FRAME) / max(n_sci, 1)
+        print(f"{w} worker(s): run {r['_total']['wall_s']:.0f} s; calibrations of the night {cal:.0f} s "
+              f"(goal < 300 s on 2 cores); one science frame {per_frame:.1f} s of unit time "
+              f"(reduce + extract + classify + rv; goal < 60 s on one core), {n_sci} frames")
+    # the science at full size, scored against the simulation's truth (issue 13's acceptance figures)
+    scores = scoring.velocities(work / f"run-{a.workers[-1]}", work / "input" / "truth")
+    for snr in sorted({round(x["snr"] / 50) * 50 for x in scores}):
+        sel = [x for x in scores if round(x["snr"] / 50) * 50 == snr]
+        rms = np.sqrt(np.mean([x["rv_error"] ** 2 for x in sel]))
+        print(f"S/N ~{snr}: {len(sel)} frames, RV rms {rms:.1f} m/s against the truth (goal < 10 at S/N 100), "
+              f"median RVERR {np.median([x['rv_err'] for x in sel]):.1f} m/s, "
+              f"max |BARYCORR error| {max(abs(x['barycorr_error']) for x in sel):.3f} m/s")
+    if len(a.workers) == 2:
+        w1, w2 = a.workers
+        print(f"speed-up {w2} vs {w1} workers: {results[w1]['_total']['wall_s'] / results[w2]['_total']['wall_s']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ packages += [p for p in find_packages(".") if p.startswith("steps")]
 setup(
     packages=packages,
     package_dir={"astroflow": "shared/astroflow", "steps": "steps"},
-    package_data={"steps": ["**/*.toml", "**/*.csv"], "astroflow": ["**/*.html"]},
+    package_data={"steps": ["**/*.toml", "**/*.csv", "**/*.json"], "astroflow": ["**/*.html"]},
     ext_modules=[
         Pybind11Extension(
             "astroflow._modshift",

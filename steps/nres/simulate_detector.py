@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from astroflow.cosmics import cosmic_ray_tracks
+
 from steps.nres.simulate_optics import Geometry
 
 ADC_MAX = 65535
@@ -81,21 +83,8 @@ def make_ccd(camera: str, geometry: Geometry, rng: np.random.Generator) -> Ccd:
 
 
 def cosmic_rays(ny: int, nx: int, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(flat pixel indices, electrons) of the cosmic-ray tracks of one exposure."""
-    area = ny * nx * PIXEL_CM ** 2
-    n = rng.poisson(COSMIC_RATE * area * seconds / 60.0)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    length = np.minimum(1 + rng.exponential(2.5, n), 15.0)
-    angle = rng.uniform(0.0, np.pi, n)
-    y0, x0 = rng.uniform(0, ny, n), rng.uniform(0, nx, n)
-    steps = np.arange(16)
-    along = steps[None, :] <= length[:, None]
-    yy = (y0[:, None] + np.sin(angle)[:, None] * steps).astype(np.int64)
-    xx = (x0[:, None] + np.cos(angle)[:, None] * steps).astype(np.int64)
-    ok = along & (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-    electrons = rng.lognormal(np.log(900.0), 0.5, yy.shape)
-    return (yy * nx + xx)[ok], electrons[ok]
+    """(flat pixel indices, electrons) of the cosmic-ray tracks of one exposure on this detector."""
+    return cosmic_ray_tracks(ny, nx, seconds, rng, rate=COSMIC_RATE, pixel_cm=PIXEL_CM, mean_length=2.5, max_length=15.0, electrons=900.0)
 
 
 def read_out(ccd: Ccd, light_e: np.ndarray | None, exptime: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:

@@ -104,7 +104,7 @@ def execute(run_dir: str | Path, step_name: str, unit: str, *, force: bool = Fal
     overrides = rundir.read_overrides(step_dir)
     commit = uuid.uuid4().hex
     name = f"{unit}-{commit[:12]}"
-    handler = _log_to(step_dir / rundir.LOGS / f"{name}.log")
+    handler = _log_to(step_dir / rundir.LOGS / f"{name}.jsonl", step_name, unit)
     started, cpu0 = time.time(), _cpu()
     code, phash = code_version(cfg), rundir.params_hash(ctx.params.model_dump())
     pieces: list = []  # tables, and lists of dict rows, in item order
@@ -175,7 +175,7 @@ def execute(run_dir: str | Path, step_name: str, unit: str, *, force: bool = Fal
             "part": part,
             "row_ranges": ranges if isinstance(step, FanOut) else {},
             "errors": errors_file,
-            "log": f"{name}.log",
+            "log": f"{name}.jsonl",
             "files": ctx.files,
             "calibrations": ctx.calibrations_used,
             "code_version": code,
@@ -306,10 +306,30 @@ def _error_row(item_id: str, unit: str, item: dict, exc: Exception) -> dict:
     }
 
 
-def _log_to(path: Path) -> logging.Handler:
+class JsonLines(logging.Formatter):
+    """One JSON object per log record (time in UTC, level, logger, step, unit, message, and the
+    exception if any): what a site's log collector (Loki, Elasticsearch) indexes without parsing."""
+
+    def __init__(self, step: str, unit: str):
+        super().__init__()
+        self.step, self.unit = step, unit
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import datetime, timezone
+
+        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                 "level": record.levelname, "logger": record.name, "step": self.step, "unit": self.unit,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _log_to(path: Path, step: str, unit: str) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(JsonLines(step, unit))
     logger = logging.getLogger("astroflow")
     logger.addHandler(handler)
     if logger.level == logging.NOTSET:

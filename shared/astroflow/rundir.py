@@ -7,7 +7,7 @@ Layout of ``RUN/<step>/``::
     _manifests/<unit>.json              written last: a unit is committed once its manifest exists
     part-<unit>-<commit>.parquet        the rows of one commit of a unit
     _errors/<unit>-<commit>.parquet     one row per failed item: id, error type, message, file
-    _logs/<unit>-<commit>.log
+    _logs/<unit>-<commit>.jsonl
     _failure.json                       a failure of the step as a whole (planning), with its file
     _crashes/<unit>.json                a unit whose worker died (the signal), until it commits
     _overrides.json                     item redo requests: a generation and parameter overrides per item

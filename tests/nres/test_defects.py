@@ -54,3 +54,15 @@ def test_targets_without_a_usable_row_get_no_rv_and_a_reason(defect_run):
     assert malformed and "malformed" in malformed[0]["message"] and "fields" in malformed[0]["message"]
     good = rundir.read_dataset(out / "rv").to_pylist()
     assert good and all(abs(r["rv"]) < 1e5 for r in good)
+
+
+def test_logs_are_json_lines_naming_step_unit_and_the_failed_frame(defect_run):
+    import json
+
+    _, out, defects = defect_run
+    records = [json.loads(line) for p in (out / "index" / rundir.LOGS).glob("*.jsonl")
+               for line in p.read_text().splitlines()]
+    assert records and all({"time", "level", "step", "unit", "message"} <= r.keys() for r in records)
+    bad = defects["truncated"]["filename"]
+    hit = [r for r in records if bad in r["message"]]
+    assert hit and hit[0]["level"] == "WARNING" and hit[0]["step"] == "index"

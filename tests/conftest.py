@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -107,3 +109,28 @@ def postgres_database(postgres_server):
     yield f"postgresql+psycopg://postgres:{PASSWORD}@{host}:{port}/{name}"
     with psycopg.connect(**admin) as conn:  # keeps the container small (and quick to remove)
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def start_until_committed():
+    """``start(cmd, manifests, n, timeout_s=300)``: start the CLI command ``cmd`` in a process group of
+    its own and return it once ``n`` units are committed in ``manifests`` (a step's manifest folder),
+    or the time is up; the caller kills it (``os.killpg(proc.pid, signal.SIGKILL)`` for kill -9)."""
+    procs = []
+
+    def start(cmd, manifests: Path, n: int, timeout_s: float = 300.0):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(proc)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline and len(list(Path(manifests).glob("*.json"))) < n:
+            time.sleep(0.05)
+        return proc
+
+    yield start
+    for proc in procs:  # whatever a failed test left running
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()

@@ -222,22 +222,30 @@ class Context:
             used.append(record)
         return Path(record["path"])
 
-    def calibration_candidates(self, ctype: str, **attributes) -> list:
-        """Every good calibration of the declared type ``ctype`` whose attributes equal
-        ``attributes``, oldest first (:class:`astroflow.calib.Calibration` records), for a step
-        that chooses among them by the data (NRES's classify picks the template that matches a
-        spectrum best).  The list is recorded for the item: one added or marked bad later makes
-        the item stale.  Record the one chosen with :meth:`calibration`."""
+    def calibration_candidates(self, ctype: str, at: datetime, by: str, **attributes) -> dict:
+        """For a step that chooses among calibrations by the data (NRES's classify picks the
+        template that matches a spectrum best): for each value of the attribute ``by`` among the
+        good calibrations of the declared type ``ctype`` with ``attributes``, the one the type's
+        policy chooses for an observation at ``at`` (:class:`astroflow.calib.Calibration`).  The
+        candidates are recorded for the item: one added or marked bad later makes it stale.
+        Record the one chosen with :meth:`calibration`."""
+        from astroflow.calib import NoCalibration
+
         if ctype not in self.calib_types:
             raise AstroflowError(f"pipeline {self.pipeline} declares no calibration type {ctype!r}")
-        lib = self.library()
-        ltype = self.calib_types[ctype].name
-        found = lib.list(ltype, bad=False, **attributes)
+        lib, policy = self.library(), self.calib_types[ctype]
+        found = lib.list(policy.name, bad=False, **attributes)
         dep = {"type": ctype, "listing": dict(attributes), "ids": [c.id for c in found],
-               "revision": lib.revision(ltype)}
+               "revision": lib.revision(policy.name)}
         if dep not in self._deps.calibrations:
             self._deps.calibrations.append(dep)
-        return found
+        out = {}
+        for value in sorted({c.attributes[by] for c in found if c.attributes.get(by) is not None}, key=str):
+            try:
+                out[value] = lib.select(policy, at, {**attributes, by: value}).record
+            except NoCalibration:
+                continue
+        return out
 
     def register_calibration(self, ctype: str, relpath: str | Path, dateobs: datetime, attributes: dict, *,
                              frames=(), is_master: bool = True, good_after: datetime | None = None,

@@ -2,7 +2,7 @@
 
 Per extracted science frame: the template its velocities are measured against, and the star's
 TEFF and LOGG.  A star with a ZERO of its own uses the nearest in time.  Otherwise every good ZERO
-in the calibration library is a candidate (the nearest in time of each standard) and the one that
+in the calibration library is a candidate (for each standard, the one the ZERO policy picks) and the one that
 matches the spectrum best is chosen: the largest matched-filter CCF peak summed over orders
 (:func:`steps.nres.science.rv.template_match`), banzai-nres's criterion for its model grid.
 TEFF and LOGG come from targets.csv, or, where the star's row has none, from the chosen
@@ -19,7 +19,6 @@ import numpy as np
 import pyarrow as pa
 
 from astroflow.calib import NoCalibration
-from astroflow.calib.models import utc
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.nres.science.rv import template_match
@@ -37,24 +36,14 @@ def frames(ctx) -> list[dict]:
     return ctx.table("extract", columns=["filename"]).to_pylist()
 
 
-def nearest_per_target(candidates, at: datetime) -> dict:
-    """The candidate ZERO nearest in time to ``at`` of each standard (the ZERO type's policy)."""
-    best: dict[str, object] = {}
-    for c in candidates:
-        t = c.attributes.get("target")
-        if t is not None and (t not in best or abs(utc(c.dateobs) - at) < abs(utc(best[t].dateobs) - at)):
-            best[t] = c
-    return best
-
-
 def classify_frame(ctx, item) -> dict:
     ext = ctx.row("extract", filename=item["filename"])
     star = target(ctx, ext["object"])
-    at = utc(datetime.fromisoformat(ext["dateobs"]))
+    at = datetime.fromisoformat(ext["dateobs"])
     try:
         path, chosen, choice, match, n = ctx.calibration("ZERO", at, target=star.name), star.name, "own", np.nan, 1
     except NoCalibration:
-        by_target = nearest_per_target(ctx.calibration_candidates("ZERO"), at)
+        by_target = ctx.calibration_candidates("ZERO", at, by="target")
         if not by_target:
             raise ItemError(f"target {star.name}: no ZERO template in the calibration library (make one with "
                             "`astroflow nres make-zero`, or name RV standards in settings.templates)") from None

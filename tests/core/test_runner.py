@@ -138,22 +138,13 @@ def test_config_errors_are_clear(tmp_path):
         config.read_config_file(bad)
 
 
-def start_until_committed(cmd, out, n):
-    """Start ``cmd`` in its own process group; return once ``n`` square shards are committed."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    mdir = out / "square" / rundir.MANIFESTS
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(mdir.glob("*.json"))) < n:
-        time.sleep(0.05)
-    return proc, mdir
-
-
-def test_cli_kill_and_resume(tmp_path):
+def test_cli_kill_and_resume(tmp_path, start_until_committed):
     """kill -9 in the middle of the fan-out, then the same command: every item exactly once."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "astroflow.cli", "run", "toy", "--out", str(out), "--workers", "2",
            "--n", "40", "--sleep", "0.1", "--no-progress"]
-    proc, mdir = start_until_committed(cmd, out, 3)
+    mdir = out / "square" / rundir.MANIFESTS
+    proc = start_until_committed(cmd, mdir, 3, timeout_s=60)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     committed = {p.name: json.loads(p.read_text())["started"] for p in mdir.glob("*.json")}
@@ -179,13 +170,13 @@ def test_cli_rerun_keeps_the_run_configuration(tmp_path):
     assert config.load(out).run.workers == 2
 
 
-def test_workers_die_with_the_runner(tmp_path):
+def test_workers_die_with_the_runner(tmp_path, start_until_committed):
     """kill -9 of the runner alone (not its process group): its pool workers go too, so none keeps
     writing into the run directory beside the next run."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "astroflow.cli", "run", "toy", "--out", str(out), "--workers", "2",
            "--n", "200", "--sleep", "0.05", "--no-progress"]
-    proc, _ = start_until_committed(cmd, out, 2)
+    proc = start_until_committed(cmd, out / "square" / rundir.MANIFESTS, 2, timeout_s=60)
     workers = set(ds.dataset(out / "square", format="parquet").to_table().column("pid").to_pylist())
     assert workers
     proc.kill()

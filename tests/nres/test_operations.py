@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,17 +33,15 @@ def night(nres_sim):
     return {**nres_sim.settings, "end": nres_sim.settings["start"][:8] + "23"}, nres_sim
 
 
-def test_kill_9_then_the_same_command_reduces_nothing_twice_and_raw_is_untouched(night, tmp_path):
+def test_kill_9_then_the_same_command_reduces_nothing_twice_and_raw_is_untouched(night, tmp_path,
+                                                                                 start_until_committed):
     settings, sim = night
     before = raw_state(sim.root)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "astroflow.cli", "run", "nres", "--out", str(out), "--workers", "2",
            "--no-progress", *[f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     manifests = out / "reduce_target" / rundir.MANIFESTS
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(manifests.glob("*.json"))) < 1:
-        time.sleep(0.2)
+    proc = start_until_committed(cmd, manifests, 1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     committed = {p.name: p.read_bytes() for p in manifests.glob("*.json")}

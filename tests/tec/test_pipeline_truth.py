@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pyarrow.dataset as ds
@@ -118,7 +117,7 @@ def test_ses_mes_recovers_injected_snr(run):
     assert np.mean(np.abs(ratio - 1) < 0.2) >= 0.9, sorted(ratio)
 
 
-def test_kill_during_ses_mes_then_resume(tec_sim, tmp_path):
+def test_kill_during_ses_mes_then_resume(tec_sim, tmp_path, start_until_committed):
     """kill -9 in the middle of ses_mes; the same command again completes, no shard twice."""
     _, settings, truth = tec_sim
     out = tmp_path / "run"
@@ -126,11 +125,8 @@ def test_kill_during_ses_mes_then_resume(tec_sim, tmp_path):
            "--no-progress", "--set", "ses_mes.shard_size=5", "--until", "flux_triage"]
     for key in ("data_root", "sector", "toi_csv", "known_planets", "family"):
         cmd += ["--" + key.replace("_", "-"), str(settings[key])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     mdir = out / "ses_mes" / rundir.MANIFESTS
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(mdir.glob("*.json"))) < 2:
-        time.sleep(0.1)
+    proc = start_until_committed(cmd, mdir, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     first = {p.name: json.loads(p.read_text())["started"] for p in mdir.glob("*.json")}

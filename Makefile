@@ -46,7 +46,7 @@ test-integration: venv images
 	ASTROFLOW_REQUIRE_DOCKER=1 $(PY) -m pytest -q tests/integration
 
 render: venv
-	$(AF) render --out argo
+	$(AF) render --out argo --chart helm/astroflow
 
 kind-e2e: images
 	bash scripts/kind-e2e.sh

@@ -16,6 +16,8 @@ setup(
             include_dirs=["native/modshift"],
             cxx_std=17,
             extra_compile_args=["-O3"],
-        )
+        ),
+        Pybind11Extension("astroflow._filters", sources=["native/filters/filters.cpp"], cxx_std=17,
+                          extra_compile_args=["-O3"]),
     ],
 )

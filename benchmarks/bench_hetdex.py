@@ -8,7 +8,14 @@ step, the elapsed wall time of the step and the summed shard time (CPU-bound wor
     .venv/bin/python benchmarks/bench_hetdex.py --n-ifus 2 --workers 2
     .venv/bin/python benchmarks/bench_hetdex.py --dir W --reuse-input   # reduce W/input again
 
-It ends with the acceptance figures of the reduction against the simulator's truth.
+It ends with the acceptance figures of the reduction against the simulator's truth.  ``--save F``
+writes the figures as JSON; ``--baseline F`` prints them beside a saved run's, with the ratio
+(old / new), so that an earlier commit's code (checked out elsewhere and put first on PYTHONPATH)
+and this one are compared on the same input in one session:
+
+    git worktree add /tmp/old COMMIT
+    PYTHONPATH=/tmp/old/shared:/tmp/old .venv/bin/python benchmarks/bench_hetdex.py --dir W --save old.json
+    PYTHONPATH=shared:. .venv/bin/python benchmarks/bench_hetdex.py --dir W --reuse-input --baseline old.json
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ def main() -> None:
     ap.add_argument("--images", action="store_true", help="write /Data/Images into the shot file (large)")
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     ap.add_argument("--reuse-input", action="store_true", help="reduce DIR/input again if it was simulated before")
+    ap.add_argument("--save", type=Path, default=None, help="write the figures to this JSON file")
+    ap.add_argument("--baseline", type=Path, default=None, help="a --save file to print beside these figures")
     args = ap.parse_args()
     from steps.hetdex.simulate import simulate_month
 
@@ -54,22 +63,46 @@ def main() -> None:
         total = time.perf_counter() - t0
         assert res.ok, {n: s.message for n, s in res.steps.items() if s.state != "done"}
         print(f"simulate: {t_sim:.1f} s for {args.n_ifus} IFUs ({4 * args.n_ifus} amps)")
-        print(f"{'step':16s} {'units':>6s} {'elapsed s':>10s} {'shard-sum s':>12s} {'peak MB':>8s}")
+        steps = {}
         for name in HETDEX.order():
             ms = rundir.manifests(work / "run" / name)
-            if not ms:
-                continue
-            first = min(m["started"] for m in ms)
-            last = max(m["started"] + m["wall_s"] for m in ms)
-            peak = max(m.get("peak_rss_mb", 0.0) for m in ms)
-            print(f"{name:16s} {len(ms):6d} {last - first:10.1f} {sum(m['wall_s'] for m in ms):12.1f} {peak:8.0f}")
-        print(f"total reduction wall time: {total:.1f} s with {args.workers} workers")
+            if ms:
+                steps[name] = {"units": len(ms),
+                               "elapsed_s": max(m["started"] + m["wall_s"] for m in ms) - min(m["started"] for m in ms),
+                               "shard_s": sum(m["wall_s"] for m in ms),
+                               "peak_mb": max(m.get("peak_rss_mb", 0.0) for m in ms)}
+        steps["total"] = {"units": sum(s["units"] for s in steps.values()), "elapsed_s": total,
+                          "shard_s": sum(s["shard_s"] for s in steps.values()),
+                          "peak_mb": max(s["peak_mb"] for s in steps.values())}
+        figures = scoring.summary(scoring.all_figures(work / "input", work / "run"))
+        base = json.loads(args.baseline.read_text()) if args.baseline else None
+        print_steps(steps, base["steps"] if base else None)
+        print(f"total reduction wall time: {total:.1f} s with {args.workers} workers"
+              + (f" (baseline {base['steps']['total']['elapsed_s']:.1f} s: {base['steps']['total']['elapsed_s'] / total:.2f}x)"
+                 if base else ""))
         for shot in (work / "run/release/shots").glob("*.h5"):
             print(f"shot file {shot.name}: {shot.stat().st_size / 2**30:.2f} GiB")
-        print("against the truth: " + scoring.summary(scoring.all_figures(work / "input", work / "run")))
+        print("against the truth: " + figures)
+        if base:
+            print("baseline truth:    " + base["truth"])
+        if args.save:
+            args.save.write_text(json.dumps({"n_ifus": args.n_ifus, "workers": args.workers, "steps": steps,
+                                             "truth": figures}, indent=1))
     finally:
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def print_steps(steps: dict, base: dict | None) -> None:
+    """Per step: units, elapsed and summed shard time, peak memory; beside a baseline's, with ratios."""
+    head = f"{'step':16s} {'units':>6s} {'elapsed s':>10s} {'shard-sum s':>12s} {'peak MB':>8s}"
+    print(head + (f" | {'base elapsed':>12s} {'base shards':>11s} {'ratio':>6s}" if base else ""))
+    for name, s in steps.items():
+        line = f"{name:16s} {s['units']:6d} {s['elapsed_s']:10.1f} {s['shard_s']:12.1f} {s['peak_mb']:8.0f}"
+        if base and name in base:
+            b = base[name]
+            line += f" | {b['elapsed_s']:12.1f} {b['shard_s']:11.1f} {b['shard_s'] / max(s['shard_s'], 1e-9):5.2f}x"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ DATA=$(mktemp -d)
 .venv/bin/astroflow simulate tec --out "$DATA/tec" --n-tces 40
 docker cp "$DATA/tec" "$CLUSTER-control-plane:/srv/astroflow-raw"
 
+# the chart is packaged with the templates of argo/ (the repository keeps them there only)
+.venv/bin/astroflow render tec --out argo --chart helm/astroflow
 helm upgrade --install tess helm/astroflow -n "$NS" --create-namespace \
   -f helm/astroflow/sites/tess-vetting.yaml \
   --set image.registry=docker.io/library --set image.tag="$TAG" \

@@ -63,7 +63,7 @@ def test_every_event_source_and_sensor_validates(site):
 
 def test_sites_that_receive_frames_have_events():
     have = {p.stem for p in SITES if site_values(p).get("events")}
-    assert have == {"lco-nres", "palomar-sedm", "mssl-vison"}
+    assert have == {"lco-nres", "palomar-sedm"}  # mssl-vison: once vison declares its arrivals (wait mode)
     kinds = {e["kind"] for p in SITES for e in site_values(p).get("events", [])}
     assert kinds == {"file", "amqp", "calendar"}
 
@@ -126,14 +126,12 @@ FRAMES = {  # an event of each site, and what the Sensor must make of it
                      "20250309", "/data/lsc/nres01/20250309/raw/lscnrs01-fa09-20250309-0031-e00.fits.fz"),
     "sedm-incoming": ({"name": "/data/incoming/ifu20251101_04_12_33.fits", "op": "CREATE"},
                       "20251101", "/data/incoming/ifu20251101_04_12_33.fits"),
-    "vison-elvis": ({"name": "/data/live/EUC_1234_20250330D101500T_ROE1.fits", "op": "CREATE"},
-                    "20250330", "/data/live/EUC_1234_20250330D101500T_ROE1.fits"),
 }
 
 
 @pytest.mark.parametrize("event", list(FRAMES))
 def test_sensor_takes_the_partition_and_the_file_from_the_event(event, tmp_path):
-    site_file = {"nres-archive": "lco-nres", "sedm-incoming": "palomar-sedm", "vison-elvis": "mssl-vison"}[event]
+    site_file = {"nres-archive": "lco-nres", "sedm-incoming": "palomar-sedm"}[event]
     values = site_values(CHART / "sites" / f"{site_file}.yaml")
     docs = render(chart_for(values, tmp_path), values)
     s = sensor(docs, event)

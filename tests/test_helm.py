@@ -5,13 +5,15 @@ Kubernetes schemas of kubernetes-validate; Argo objects against Hera's strict mo
 astroflow.argo.lint (Argo Events objects: tests/test_events.py).  A site whose pipeline has not been
 compiled yet is rendered from a copy of the chart holding a stand-in template (a toy night pipeline,
 partitioned and fed by arrivals, under that name); test_argo makes sure every pipeline that exists
-is compiled and copied into the chart.
+is compiled into argo/, from which the chart is packaged.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -24,7 +26,17 @@ from astroflow import argo, config
 
 from test_argo import ROOT, night_pipeline
 
-CHART = ROOT / "helm" / "astroflow"
+def _package() -> Path:
+    """The chart as it is packaged (``make render``): helm/astroflow with argo/*.yaml copied into
+    files/workflowtemplates/ (the repository keeps the templates in argo/ only)."""
+    chart = Path(tempfile.mkdtemp(prefix="astroflow-chart-")) / "astroflow"
+    atexit.register(shutil.rmtree, chart.parent, True)
+    shutil.copytree(ROOT / "helm" / "astroflow", chart, ignore=shutil.ignore_patterns("workflowtemplates"))
+    argo.sync_chart(ROOT / "argo", chart)
+    return chart
+
+
+CHART = _package()
 COMPILED = CHART / "files" / "workflowtemplates"
 SITES = sorted((CHART / "sites").glob("*.yaml"))
 KUBE_VERSION = "1.33.0"
@@ -315,7 +327,7 @@ def test_schema_refuses_unknown_keys_and_bad_values(change):
 
 def test_chart_fails_on_a_pipeline_that_is_not_compiled():
     values = {**helm.Chart.load(str(CHART)).values, "pipelines": ["nosuch"]}
-    with pytest.raises(helm.HelmError, match="python -m astroflow.argo nosuch"):
+    with pytest.raises(helm.HelmError, match="pipeline \"nosuch\" has no compiled template.*astroflow render nosuch --out argo --chart"):
         render(CHART, values)
 
 

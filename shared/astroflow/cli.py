@@ -171,7 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true")
     rn = sub.add_parser("render", help="write the Argo WorkflowTemplate(s) of pipelines")
     rn.add_argument("pipelines", nargs="*", help="default: all")
-    rn.add_argument("--out", type=Path, default=Path("argo"))
+    rn.add_argument("--out", type=Path, default=Path("argo"), help="folder written (default: argo); nothing else is")
+    rn.add_argument("--chart", type=Path, default=None,
+                    help="also copy the rendered templates into this chart's files/workflowtemplates/ (make render)")
     sb = sub.add_parser("submit", help="submit a pipeline to an Argo server")
     sb.add_argument("pipeline")
     sb.add_argument("--host", required=True)
@@ -217,9 +219,12 @@ def _dispatch(argv: list[str]) -> int:
         from astroflow import argo
         from astroflow.registry import PIPELINES
 
-        for name in args.pipelines or list(PIPELINES):
+        names = args.pipelines or list(PIPELINES)
+        for name in names:
             print(argo.render(name, args.out))
-        argo.sync_chart(args.out, Path("helm/astroflow"))
+        if args.chart:
+            for path in argo.sync_chart(args.out, args.chart, names):
+                print(path)
         return 0
     if args.command == "submit":
         from astroflow import argo
@@ -475,12 +480,14 @@ def _partition_value(args) -> str:
 def _run_and_report(pipeline, cfg, out: Path, **kw) -> int:
     from astroflow import runner as embedded
     from astroflow.report import write_report
-    from astroflow.status import collect, render_text
+    from astroflow.status import collect, render_text, write_metrics
 
     result = embedded.run(pipeline, cfg, out, **kw)
     for change in result.changes:
         print(f"configuration changed: {change}", file=sys.stderr)
-    print(render_text(collect(out)))
+    status = collect(out)
+    print(render_text(status))
+    write_metrics(out, status)
     report = write_report(out)
     for s in result.steps.values():
         if s.state != "done":

@@ -12,6 +12,8 @@ PIPELINES = {
     "elixer": "steps.elixer.pipeline:ELIXER",
     "hetdex": "steps.hetdex.pipeline:HETDEX",
     "nres": "steps.nres.pipeline:NRES",
+    "sedm": "steps.sedm.pipeline:SEDM",
+    "vison": "steps.vison.pipeline:VISON",
 }
 
 

@@ -6,6 +6,10 @@ zero-length outputs, the first errors with the file each came from, a step that 
 whole (with its file), units whose worker died, and what is *stale*: what the same command
 would recompute, with the reason ("settings.sector changed (33 -> 34)", "input ses_mes changed").
 Nothing is run and no item list is listed again.
+
+:func:`write_metrics` puts the same figures in ``RUN/metrics.prom``, the Prometheus text format
+that node_exporter's textfile collector (or any scraper of files) reads: items per outcome, wall
+and CPU seconds, items per second and peak memory per step, and whether the run is complete.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from astroflow import config as run_config
+from astroflow.atomic import write_text
 from astroflow import deps, rundir
 from astroflow.planner import _units, state_for
 from astroflow.registry import get_pipeline
@@ -152,3 +157,44 @@ def render_text(status: dict) -> str:
 
 def render_json(status: dict) -> str:
     return json.dumps(status, indent=1)
+
+
+METRICS_FILE = "metrics.prom"
+_METRICS = [  # name, type, help
+    ("astroflow_run_complete", "gauge", "1 when every enabled step of the run is done"),
+    ("astroflow_step_items", "gauge", "items of the step by outcome (ok, failed, skipped, stale)"),
+    ("astroflow_step_wall_seconds", "gauge", "summed wall time of the step's committed units"),
+    ("astroflow_step_cpu_seconds", "gauge", "summed CPU time of the step's committed units"),
+    ("astroflow_step_items_per_second", "gauge", "items processed per second of unit wall time"),
+    ("astroflow_step_peak_rss_bytes", "gauge", "largest resident memory of one of the step's units"),
+]
+
+
+def render_prometheus(status: dict) -> str:
+    """The run's figures in the Prometheus text exposition format (one sample per line)."""
+    def labels(**kw) -> str:
+        esc = {k: str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for k, v in kw.items()}
+        return "{" + ",".join(f'{k}="{v}"' for k, v in esc.items()) + "}"
+
+    run = {"pipeline": status["pipeline"], "run": Path(status["run_dir"]).name}
+    samples: dict[str, list[str]] = {name: [] for name, _, _ in _METRICS}
+    samples["astroflow_run_complete"].append(f"{labels(**run)} {int(status['complete'])}")
+    for s in status["steps"]:
+        step = {**run, "step": s["step"]}
+        for outcome in ("ok", "failed", "skipped", "stale"):
+            samples["astroflow_step_items"].append(f"{labels(**step, outcome=outcome)} {s['items_' + outcome]}")
+        done = s["items_ok"] + s["items_failed"] + s["items_skipped"]
+        samples["astroflow_step_wall_seconds"].append(f"{labels(**step)} {s['wall_s']:.3f}")
+        samples["astroflow_step_cpu_seconds"].append(f"{labels(**step)} {s['cpu_s']:.3f}")
+        rate = done / s["wall_s"] if s["wall_s"] > 0 else 0.0
+        samples["astroflow_step_items_per_second"].append(f"{labels(**step)} {rate:.4g}")
+        samples["astroflow_step_peak_rss_bytes"].append(f"{labels(**step)} {int(s['peak_rss_mb'] * 2**20)}")
+    lines = []
+    for name, kind, text in _METRICS:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"] + [name + v for v in samples[name]]
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(run_dir: str | Path, status: dict | None = None) -> Path:
+    """Write ``RUN/metrics.prom`` (atomically) from :func:`collect`'s status of the run."""
+    return write_text(Path(run_dir) / METRICS_FILE, render_prometheus(status or collect(run_dir)))

@@ -143,6 +143,14 @@ class Context:
         self._deps.read_where(dataset, [cond], ledger.units_of(t), ledger.digest())
         return deps.drop_part(t)
 
+    def errors(self, dataset: str) -> list[dict]:
+        """The error rows (item, error_type, message, file, ...) of an upstream step's failed
+        items, for a step that reports them (a night page, a flag per failed sub-task); the step
+        reruns when that step's results change."""
+        ledger = self._ledger(dataset)
+        self.unit_deps.read_whole(dataset, ledger.digest())
+        return ledger.errors()
+
     def rows(self, dataset: str, columns: list[str] | None = None, where: dict | None = None) -> list[dict]:
         return self.table(dataset, columns=columns, where=where).to_pylist()
 

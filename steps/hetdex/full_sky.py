@@ -15,6 +15,7 @@ from astropy.io import fits
 from astropy.stats import biweight_location, biweight_scale
 
 from astroflow.atomic import write_text
+from astroflow.filters import biweight
 from astroflow.step import FanOut, Resources
 from steps.hetdex.common import write_fits
 from steps.hetdex.sci_reduce import read_multi
@@ -58,7 +59,7 @@ def full_sky_one(ctx, item) -> list[dict]:
         cont = continuum_fibers(m["rect_flat"])
         amps.append((r, m["rect_flat"], m["rect_sky"], cont))
     allfib = np.concatenate([f[~c] for _, f, _, c in amps])
-    sky = biweight_location(allfib, axis=0, ignore_nan=True).astype(np.float32)
+    sky = biweight(allfib.T, scale=False)[0].astype(np.float32)
     out, lines = [], ["Spc_slt_iid_am Factor N_c    Avg  Scale Woff"]
     date, obs = item["datevobs"].split("v")
     stem = f"ffsky/d{date}s{obs}exp{item['expnum']:02d}"

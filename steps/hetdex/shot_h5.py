@@ -62,6 +62,47 @@ def shot_row(ctx, dv: str, red: list[dict]) -> dict:
     }
 
 
+def _write_amp(ctx, k, r, cal, coords, shotid, fibers, index, images) -> int:
+    """The fibers of one amplifier exposure (``r``, a sci_reduce row) appended to the Fibers
+    and FiberIndex writers, its images to row ``k`` of /Data/Images; returns the fiber count."""
+    names = NATIVE + (("IMAGE", "ERROR", "CLEAN_IMAGE") if images is not None else ())
+    m = read_multi(ctx.run_dir, r["path"], names)
+    c = cal[r["ifuslot"]]
+    sel = np.flatnonzero((c["expnum"] == r["expnum"]) & (c["multiframe"] == r["multiframe"]))
+    sel = sel[np.argsort(c["fibnum"][sel])]
+    n = len(sel)
+    arr = np.zeros(n, L.FIBERS)
+    arr["multiframe"] = r["multiframe"].encode()
+    fib = np.arange(1, n + 1)
+    arr["fiber_id"] = [f"{shotid}_{r['expnum']}_{r['multiframe']}_{f:03d}".encode() for f in fib]
+    arr["obsind"], arr["fibidx"], arr["fibnum"], arr["expnum"] = 1, fib - 1, fib, r["expnum"]
+    cc = [coords[(r["expnum"], r["multiframe"], f)] for f in fib]
+    for key in ("ifux", "ifuy", "fpx", "fpy", "ra", "dec"):
+        arr[key] = [x[key] for x in cc]
+    for ext, col in zip(NATIVE, ("spectrum", "wavelength", "fiber_to_fiber", "chi2", "trace", "sky_subtracted",
+                                 "sky_spectrum", "error1D")):
+        arr[col] = np.nan_to_num(m[ext.lower()])
+    arr["rms"] = np.sqrt(np.nan_to_num(m["chi2"]))
+    for col in ("calfib", "calfibe", "calfib_ffsky", "calfib_counts", "calfibe_counts"):
+        arr[col] = c[col][sel]
+    for col in ("ifuslot", "ifuid", "specid", "contid", "amp"):
+        arr[col] = r[col].encode()
+    fibers.append(arr)
+    idx = np.zeros(n, L.FIBER_INDEX_SHOT)
+    for col in L.FIBER_INDEX_SHOT.names:
+        idx[col] = arr[col]
+    index.append(idx)
+    if images is not None:
+        im = np.zeros(1, L.IMAGES)
+        im["obsind"], im["multiframe"], im["expnum"] = 1, r["multiframe"].encode(), r["expnum"]
+        im["image"][0], im["error"][0] = np.nan_to_num(m["image"]), np.nan_to_num(m["error"])
+        im["clean_image"][0] = np.nan_to_num(m["clean_image"])
+        for col in ("ifuslot", "ifuid", "specid", "contid", "amp"):
+            im[col] = r[col].encode()
+        images[k:k + 1] = im
+    return n
+
+
 def write_shot(ctx, item) -> dict:
     dv = item["datevobs"]
     date, obs = dv.split("v")
@@ -83,43 +124,9 @@ def write_shot(ctx, item) -> dict:
         images = (L.empty_table(data, "Images", L.IMAGES, len(red), 1, compress=False)
                   if ctx.settings.images_in_shot_files else None)
         pos = 0
-        for k, r in enumerate(red):
-            names = NATIVE + (("IMAGE", "ERROR", "CLEAN_IMAGE") if images is not None else ())
-            m = read_multi(ctx.run_dir, r["path"], names)
-            c = cal[r["ifuslot"]]
-            sel = np.flatnonzero((c["expnum"] == r["expnum"]) & (c["multiframe"] == r["multiframe"]))
-            sel = sel[np.argsort(c["fibnum"][sel])]
-            n = len(sel)
-            arr = np.zeros(n, L.FIBERS)
-            arr["multiframe"] = r["multiframe"].encode()
-            fib = np.arange(1, n + 1)
-            arr["fiber_id"] = [f"{shotid}_{r['expnum']}_{r['multiframe']}_{f:03d}".encode() for f in fib]
-            arr["obsind"], arr["fibidx"], arr["fibnum"], arr["expnum"] = 1, fib - 1, fib, r["expnum"]
-            cc = [coords[(r["expnum"], r["multiframe"], f)] for f in fib]
-            for key in ("ifux", "ifuy", "fpx", "fpy", "ra", "dec"):
-                arr[key] = [x[key] for x in cc]
-            for ext, col in zip(NATIVE, ("spectrum", "wavelength", "fiber_to_fiber", "chi2", "trace", "sky_subtracted",
-                                         "sky_spectrum", "error1D")):
-                arr[col] = np.nan_to_num(m[ext.lower()])
-            arr["rms"] = np.sqrt(np.nan_to_num(m["chi2"]))
-            for col in ("calfib", "calfibe", "calfib_ffsky", "calfib_counts", "calfibe_counts"):
-                arr[col] = c[col][sel]
-            for col in ("ifuslot", "ifuid", "specid", "contid", "amp"):
-                arr[col] = r[col].encode()
-            fibers[pos:pos + n] = arr
-            idx = np.zeros(n, L.FIBER_INDEX_SHOT)
-            for col in L.FIBER_INDEX_SHOT.names:
-                idx[col] = arr[col]
-            index[pos:pos + n] = idx
-            pos += n
-            if images is not None:
-                im = np.zeros(1, L.IMAGES)
-                im["obsind"], im["multiframe"], im["expnum"] = 1, r["multiframe"].encode(), r["expnum"]
-                im["image"][0], im["error"][0] = np.nan_to_num(m["image"]), np.nan_to_num(m["error"])
-                im["clean_image"][0] = np.nan_to_num(m["clean_image"])
-                for col in ("ifuslot", "ifuid", "specid", "contid", "amp"):
-                    im[col] = r[col].encode()
-                images[k:k + 1] = im
+        with L.ChunkWriter(fibers) as fibers_out, L.ChunkWriter(index) as index_out:
+            for k, r in enumerate(red):
+                pos += _write_amp(ctx, k, r, cal, coords, shotid, fibers_out, index_out, images)
         if pos != n_fib:
             fibers.resize((max(pos, 1),))
             index.resize((max(pos, 1),))

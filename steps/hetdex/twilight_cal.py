@@ -72,12 +72,13 @@ def twilight_cal_one(ctx, item) -> dict:
     flat, flat_var = _combined(ctx, flats, pflat)
     tr = spectra.find_trace(np.nan_to_num(flat))
     trace, sigma = tr["trace"], tr["sigma"]
+    profile = spectra.profile_weights(trace, sigma, flat.shape[0])
     arc, arc_var = _combined(ctx, arcs, pflat)
-    arc_spec = spectra.extract(arc, arc_var, trace, sigma)["spectrum"]
+    arc_spec = spectra.extract(arc, arc_var, profile)["spectrum"]
     wsol = spectra.fit_wavelength(spectra.arc_centroids(arc_spec))
     wave = wsol["wavelength"]
     twi, twi_var = _combined(ctx, twis, pflat, bkg)
-    ex = spectra.extract(twi, twi_var, trace, sigma)
+    ex = spectra.extract(twi, twi_var, profile)
     rect, _ = spectra.rectify(ex["spectrum"], ex["error"], wave)
     f2f = spectra.fiber_to_fiber(rect)
     level = spectra.biweight_sky(rect / f2f)

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 
 from astroflow.atomic import atomic_path
-from astroflow.rundir import read_errors
 from astroflow.step import FanOut, Resources
 
 SCHEMA = pa.schema([
@@ -32,11 +31,11 @@ def nights(ctx) -> list[dict]:
     return [dict(zip(("site", "instrument", "day_obs"), k)) for k in sorted({tuple(r.values()) for r in rows})]
 
 
-def failures(run_dir, filenames: set[str]) -> dict[str, str]:
+def failures(ctx, filenames: set[str]) -> dict[str, str]:
     """The first failure (step: message) of each of ``filenames`` in the science steps."""
     out: dict[str, str] = {}
     for step in SCIENCE_STEPS:
-        for e in read_errors(run_dir / step):
+        for e in ctx.errors(step):
             name = e["item"]  # the item id of these steps: the frame's file name
             if name in filenames and name not in out:
                 out[name] = f"{step}: {e.get('message', '')}"
@@ -48,7 +47,7 @@ def night_rows(ctx, item) -> tuple[list[dict], list[dict]]:
     where = {k: item[k] for k in ("site", "instrument", "day_obs")}
     science = [r for r in ctx.rows("index", where=where) if r["obstype"] == "TARGET"]
     rvs = {r["filename"]: r for r in ctx.rows("rv", where={k: item[k] for k in ("site", "instrument")})}
-    failed = failures(ctx.run_dir, {r["filename"] for r in science} - set(rvs))
+    failed = failures(ctx, {r["filename"] for r in science} - set(rvs))
     frames = []
     for r in sorted(science, key=lambda r: r["dateobs"]):
         v = rvs.get(r["filename"], {})
@@ -110,6 +109,6 @@ def summarize_night(ctx, item) -> dict:
             "n_masters": len(masters), "path": rel}
 
 
-night_summary = FanOut("night_summary", inputs=("index", "rv", "calibrations"), items=nights,
+night_summary = FanOut("night_summary", inputs=(*SCIENCE_STEPS, "calibrations"), items=nights,
                        process=summarize_night, key=("site", "instrument", "day_obs"), schema=SCHEMA, shard_size=1,
                        resources=Resources(cpu="1", memory="1Gi"), doc=__doc__)

@@ -13,8 +13,8 @@
 * ``{out}/{YYYYMMDD}/rc{YYYYMMDD}_{HH_MM_SS}.fits``: guider frames during each science exposure
   (``simulate_guider``), with the astrometric WCS unless the case says the astrometry failed.
 * ``{out}/standards/BD+33d2642.csv``: the standard's reference spectrum (the standards folder).
-* ``{out}/truth/{YYYYMMDD}/{frames,spaxels,transients,detector,night}.parquet``, columns in
-  :data:`SCHEMAS`.
+* ``{out}/truth/{YYYYMMDD}/{frames,spaxels,transients,detector,night,cosmics}.parquet``, columns
+  in :data:`SCHEMAS`, and ``bias_structure.fits`` (the fixed bias pattern per ADC speed).
 
 and returns the settings a run needs (``data_root``, ``date``, ``standards``, ``truth``).
 
@@ -99,6 +99,7 @@ SCHEMAS = {
     "detector": pa.schema([
         ("adcspeed", pa.float64()), ("gain", pa.float64()), ("read_noise_e", pa.float64()),
         ("overscan_adu", pa.float64()), ("bias_level_adu", pa.float64())]),
+    "cosmics": pa.schema([("filename", pa.string()), ("row", pa.int32()), ("column", pa.int32())]),
     "night": pa.schema([
         ("date", pa.string()), ("full", pa.bool_()), ("seed", pa.int64()), ("cases", pa.list_(pa.string())),
         ("ny", pa.int32()), ("nx", pa.int32()), ("n_overscan", pa.int32()), ("ring", pa.int32()),
@@ -115,7 +116,11 @@ offsets are arcsec east and north of the IFU centre (the header's RA/DEC), spaxe
 same.  ``quality`` is what the runbook's scheme should grade the spectrum (-1: not a spectrum).
 Guider rows (``camera`` RC) name the IFU exposure they guided in ``ifu_file``; their
 ``adcspeed`` and flexure are NaN, their ``guider_wcs`` says whether they carry the WCS.
-A transient's ``flux`` is its F_lambda above the atmosphere (erg/s/cm2/A) on ``wavelength``."""
+A transient's ``flux`` is its F_lambda above the atmosphere (erg/s/cm2/A) on ``wavelength``.
+``cosmics`` lists every pixel of an IFU frame hit by a cosmic ray (0-based row and column of the
+frame).  ``bias_structure.fits`` holds, per ADC speed (extension ``ADC2.0``, ``ADC0.1``), the
+fixed bias pattern of the imaging columns in ADU above the overscan level (what a master bias
+recovers, times the gain)."""
 
 
 def _rng(*keys: int) -> np.random.Generator:
@@ -360,7 +365,7 @@ def simulate_night(out, *, full: bool = False, seed: int = 0, cases=DEFAULT_CASE
     guider_n = layout.nx if full else 256
     na_p = opt.pixel_of(sp.wave_coeffs, np.array([spec.NA_D_VAC]))
     na_dispersion = float(np.median(opt.dispersion(sp.wave_coeffs, na_p)))
-    frames, transients = [], []
+    frames, transients, cosmics = [], [], []
     for exp in plan:
         rng = _rng(seed, 3, exp.seq)
         name = ifu_name(exp.start)
@@ -377,6 +382,8 @@ def simulate_night(out, *, full: bool = False, seed: int = 0, cases=DEFAULT_CASE
             per_col, cols = lamp_light(sp, exp.lamp, dome_scale, exp.exptime)
             light = opt.render(sp, cols, per_col, 0.0, ccd.ny, ccd.nx_image)
         counts, info = det.read_out(ccd, exp.adcspeed, light, exp.exptime, rng)
+        rows, columns = np.divmod(info["cosmic_pixels"], ccd.nx_image)
+        cosmics += [{"filename": name, "row": int(r), "column": int(c)} for r, c in zip(rows, columns)]
         write_bytes(day_dir / name, _fits_bytes(counts, ifu_header(exp, ccd.nx, am, coords), name))
         frames.append(_frame_row(name, "IFU", exp, am[0], ifu_file=name, offset=offset,
                                  lam_a=exp.flexure[0] * na_dispersion if exp.sky else np.nan, info=info,
@@ -394,6 +401,10 @@ def simulate_night(out, *, full: bool = False, seed: int = 0, cases=DEFAULT_CASE
               "n_overscan": det.N_OVERSCAN, "ring": layout.ring, "n_spaxels": sp.n, "trace_len": sp.trace_len,
               "spaxel_arcsec": opt.SPAXEL_ARCSEC}]
     for table, rows in (("frames", frames), ("spaxels", _spaxel_rows(sp)), ("transients", transients),
-                        ("detector", detector), ("night", night)):
+                        ("detector", detector), ("night", night), ("cosmics", cosmics)):
         write_table(truth / f"{table}.parquet", _table(table, rows))
+    structure = [fits.PrimaryHDU()] + [fits.ImageHDU(ro.structure, name=f"ADC{s:.1f}") for s, ro in ccd.readouts.items()]
+    buf = io.BytesIO()
+    fits.HDUList(structure).writeto(buf)
+    write_bytes(truth / "bias_structure.fits", buf.getvalue())
     return {"data_root": str(out), "date": date, "standards": str(standards), "truth": str(truth)}

@@ -81,7 +81,8 @@ def cosmic_rays(ny: int, nx: int, seconds: float, rng: np.random.Generator) -> t
 def read_out(ccd: Ccd, speed: float, light_e: np.ndarray | None, exptime: float,
              rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The raw frame (ny, nx) uint16 of ``light_e`` expected electrons (or none) read at ``speed``
-    MHz, and the frame's own draws (overscan level, number of pixels hit by cosmic rays)."""
+    MHz, and the frame's own draws (overscan level, the pixels hit by cosmic rays: their number and
+    flat indices ``row * nx_image + column`` in the imaging area)."""
     ro = ccd.readouts[speed]
     shape = (ccd.ny, ccd.nx_image)
     expected = np.zeros(shape, np.float32) if light_e is None else (light_e * ccd.prnu).astype(np.float32)
@@ -97,4 +98,5 @@ def read_out(ccd: Ccd, speed: float, light_e: np.ndarray | None, exptime: float,
     raw[:, ccd.nx_image:] = rows + rng.standard_normal((ccd.ny, N_OVERSCAN), dtype=np.float32) * np.float32(
         ro.read_noise_e / GAIN)
     counts = np.clip(np.rint(raw), 0, ADC_MAX).astype(np.uint16)
-    return counts, {"overscan_adu": float(level), "n_cosmics": int(np.unique(cr_index).size)}
+    hit = np.unique(cr_index)
+    return counts, {"overscan_adu": float(level), "n_cosmics": int(hit.size), "cosmic_pixels": hit}

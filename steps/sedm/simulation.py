@@ -27,7 +27,9 @@ class SedmSimulation(BaseModel):
 
 
 def simulate(out: Path, opts: SedmSimulation) -> dict:
-    """Write the simulated night under ``out``; return the settings that reduce it."""
+    """Write the simulated night under ``out``; return the settings that reduce it (the truth's
+    folder is left out: the pipeline never reads it)."""
     from steps.sedm.simulate import simulate_night
 
-    return simulate_night(Path(out), full=opts.full, seed=opts.seed, cases=tuple(opts.cases), date=opts.date)
+    written = simulate_night(Path(out), full=opts.full, seed=opts.seed, cases=tuple(opts.cases), date=opts.date)
+    return {k: v for k, v in written.items() if k != "truth"}

@@ -199,3 +199,27 @@ def _alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_every_run_writes_its_metrics_file(tmp_path):
+    """``RUN/metrics.prom``: the status figures in the Prometheus text format (the runbook's Metrics)."""
+    import re
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "astroflow.cli", "run", "toy", "--out", str(out), "--n", "12", "--no-progress"]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    text = (out / "metrics.prom").read_text()
+    sample = re.compile(r'^(astroflow_[a-z_]+)\{([a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*)\} (-?[0-9.e+]+)$')
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert re.match(r"^# (HELP|TYPE) astroflow_[a-z_]+ ", line), line
+            continue
+        m = sample.match(line)
+        assert m, line
+        names.add(m.group(1))
+    assert names >= {"astroflow_run_complete", "astroflow_step_items", "astroflow_step_wall_seconds",
+                     "astroflow_step_cpu_seconds", "astroflow_step_items_per_second", "astroflow_step_peak_rss_bytes"}
+    assert 'astroflow_run_complete{pipeline="toy",run="run"} 1' in text
+    assert 'astroflow_step_items{pipeline="toy",run="run",step="square",outcome="ok"} 11' in text
+    assert 'astroflow_step_items{pipeline="toy",run="run",step="square",outcome="skipped"} 1' in text  # item 3

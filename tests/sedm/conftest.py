@@ -39,3 +39,42 @@ def sedm_sim(tmp_path_factory) -> SedmSim:
     root = tmp_path_factory.mktemp("sedm_sim")
     settings = simulate_night(root)
     return SedmSim(root, root / settings["date"], Path(settings["truth"]), settings)
+
+
+def raw_state(root: Path) -> dict[str, tuple[str, int]]:
+    """SHA-256 and mtime (ns) of every file under ``root``."""
+    import hashlib
+
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@dataclass
+class SedmRun:
+    out: Path
+    sim: SedmSim
+    result: object
+    raw_before: dict
+
+    def rows(self, step: str) -> list[dict]:
+        from astroflow.rundir import read_dataset
+
+        return read_dataset(self.out / step).to_pylist()
+
+
+def sedm_settings(settings: dict) -> dict:
+    """The settings a run takes from what the simulator returned (its truth folder left out)."""
+    return {k: v for k, v in settings.items() if k != "truth"}
+
+
+@pytest.fixture(scope="session")
+def sedm_run(sedm_sim, tmp_path_factory) -> SedmRun:
+    """The afternoon calibrations run once on the simulated night (2 workers)."""
+    from astroflow import config, runner
+    from steps.sedm.pipeline import SEDM
+
+    before = raw_state(sedm_sim.root)
+    out = tmp_path_factory.mktemp("sedm_run") / "run"
+    cfg = config.resolve(SEDM, settings=sedm_settings(sedm_sim.settings), runner={"workers": 2})
+    result = runner.run(SEDM, cfg, out, progress=False)
+    return SedmRun(out, sedm_sim, result, before)

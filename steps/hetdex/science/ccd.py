@@ -12,8 +12,8 @@ from astropy.stats import biweight_location, biweight_scale
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from astroflow.filters import biweight, nanmedian, running_median
 from steps.hetdex.science.instrument import NX_ACTIVE, OVERSCAN, OVERSCAN_ROWS
-from steps.hetdex.science.robust import biweight
 
 SENTINEL = -666.0
 BIWEIGHT_GAUSS = 1.0102  # biweight scale (c = 9) of a unit Gaussian: the consistency correction
@@ -71,7 +71,8 @@ def find_traps(mbias: np.ndarray, half: int = 9, nsigma: float = 10.0, min_hits:
     Returns dicts(column, first_row, mask_from, n_hits) with 0-based pixel indices.
     """
     # cheap pre-selection (running median, global scale), then the exact biweight score
-    med = ndimage.median_filter(mbias, size=(1, 2 * half + 1), mode="reflect")
+    finite = np.isfinite(mbias)  # pixels no zero frame covered stand in at the frame's median
+    med = running_median(np.where(finite, mbias, np.median(mbias[finite])), 2 * half + 1, mode="reflect")
     _, gscale = biweight((mbias - med).ravel()[::7])
     cand = np.argwhere((mbias - med) > 0.5 * nsigma * gscale)
     hits = np.zeros(mbias.shape, bool)
@@ -100,7 +101,7 @@ def pixel_flat(flat: np.ndarray, window: int = 41, min_frac: float = 0.1, low: f
     """
     finite = np.isfinite(flat)
     flat = np.where(finite, flat, 0.0)
-    smooth = ndimage.median_filter(flat, size=(1, window), mode="nearest")
+    smooth = running_median(flat, window, mode="nearest")
     peak = ndimage.maximum_filter(smooth, size=(9, 1))
     lit = (smooth > min_frac * np.maximum(peak, 1e-6)) & (smooth > min_frac * np.percentile(smooth, 99)) & finite
     ratio = np.where(lit, flat / np.where(smooth > 0, smooth, 1), 1.0)
@@ -137,20 +138,22 @@ def gap_background(image: np.ndarray, deg: int = 2, step: int = 8, half: int = 4
     a polynomial of degree ``deg`` in x and y is fitted to the gap pixels.
     """
     ny, nx = image.shape
+    xs = np.arange(half, nx - half, step)
+    profs = nanmedian(image[:, xs[:, None] + np.arange(-half, half + 1)])  # (ny, len(xs)) collapsed profiles
+    lowest = ndimage.minimum_filter1d(np.nan_to_num(profs, nan=np.inf), 7, axis=0, mode="nearest")
     gy, gx = [], []
-    for x in range(half, nx - half, step):
-        prof = np.nanmedian(image[:, x - half:x + half + 1], axis=1)
-        lowest = ndimage.minimum_filter1d(np.nan_to_num(prof, nan=np.inf), 7, mode="nearest")
-        mins = np.flatnonzero(np.isfinite(prof) & (prof == lowest))[1:-1]  # one per fiber gap (spacing ~9 rows)
+    for k, x in enumerate(xs):
+        mins = np.flatnonzero(np.isfinite(profs[:, k]) & (profs[:, k] == lowest[:, k]))[1:-1]  # one per fiber gap (~9 rows)
         gy.append(mins)
         gx.append(np.full(mins.size, x))
     gy, gx = np.concatenate(gy), np.concatenate(gx)
     vals = image[gy.clip(0, ny - 1), gx]
     ok = np.isfinite(vals)
     u, v = gx[ok] / nx - 0.5, gy[ok] / ny - 0.5
-    terms = [u**i * v**j for i in range(deg + 1) for j in range(deg + 1 - i)]
-    a = np.vstack(terms).T
-    coef, *_ = np.linalg.lstsq(a, vals[ok], rcond=None)
-    uu, vv = np.meshgrid(np.arange(nx) / nx - 0.5, np.arange(ny) / ny - 0.5)
-    model = sum(c * uu**i * vv**j for c, (i, j) in zip(coef, [(i, j) for i in range(deg + 1) for j in range(deg + 1 - i)]))
-    return model.astype(np.float32)
+    powers = [(i, j) for i in range(deg + 1) for j in range(deg + 1 - i)]
+    coef, *_ = np.linalg.lstsq(np.vstack([u**i * v**j for i, j in powers]).T, vals[ok], rcond=None)
+    c = np.zeros((deg + 1, deg + 1))
+    for (i, j), value in zip(powers, coef):
+        c[i, j] = value
+    grid = np.polynomial.polynomial.polygrid2d(np.arange(nx) / nx - 0.5, np.arange(ny) / ny - 0.5, c)  # (nx, ny)
+    return grid.T.astype(np.float32)

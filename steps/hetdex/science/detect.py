@@ -13,10 +13,11 @@ import warnings
 
 import numpy as np
 from astropy.stats import biweight_scale
-from scipy import ndimage
+from scipy import ndimage, sparse
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
+from astroflow.filters import running_median
 from steps.hetdex.science.instrument import DWAVE, RECT_WAVE
 from steps.hetdex.science.psf import fiber_fraction, fit_point_source
 
@@ -38,12 +39,14 @@ def fiber_ivar(err: np.ndarray) -> np.ndarray:
 
 
 def _combine(a, w, flux, err):
-    """Spectra (rows of ``a``, fiber weights) of a point source with PSF fractions ``w``: the
-    weighted fiber sum over sum(a w) and its error, from the bins with data."""
+    """Spectra (rows of ``a``, fiber weights; an array or a scipy sparse matrix) of a point
+    source with PSF fractions ``w``: the weighted fiber sum over sum(a w) and its error, from
+    the bins with data."""
     good = np.isfinite(flux) & np.isfinite(err) & (err > 0)
-    den = (a * w) @ good
+    aw, aa = (a.multiply(w).tocsr(), a.multiply(a).tocsr()) if sparse.issparse(a) else (a * w, a * a)
+    den = aw @ good.astype(float)
     num = a @ np.where(good, flux, 0.0)
-    var = (a * a) @ np.where(good, err**2, 0.0)
+    var = aa @ np.where(good, err**2, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         spec = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
         spec_err = np.where(den > 0, np.sqrt(var) / np.where(den > 0, den, 1.0), np.inf)
@@ -63,12 +66,12 @@ def grid_search(fx, fy, flux, err, fwhm, x0, y0, half=26.0, step=1.0, sn_min=4.5
     gx, gy = np.meshgrid(np.arange(-half, half + 1e-6, step) + x0, np.arange(-half, half + 1e-6, step) + y0)
     gx, gy = gx.ravel(), gy.ravel()
     d2 = (gx[:, None] - fx[None, :]) ** 2 + (gy[:, None] - fy[None, :]) ** 2
-    w = np.where(d2 < 16.0, fiber_fraction(np.sqrt(d2), 0.0, fwhm), 0.0)
-    spec, spec_err = _combine(w * fiber_ivar(err)[None, :], w, flux, err)
+    w = sparse.csr_matrix(np.where(d2 < 16.0, fiber_fraction(np.sqrt(d2), 0.0, fwhm), 0.0))  # ~20 fibers per point
+    spec, spec_err = _combine(w.multiply(fiber_ivar(err)[None, :]).tocsr(), w, flux, err)
     den = np.where(np.isfinite(spec_err), 1.0 / spec_err**2, 0.0)  # inverse variance per grid point and bin
     keep = den.sum(axis=1) > 0
     gx, gy, den, spec = gx[keep], gy[keep], den[keep], np.nan_to_num(spec[keep])
-    cont = ndimage.median_filter(spec, size=(1, cont_window), mode="nearest")
+    cont = running_median(spec, cont_window, mode="nearest")
     line = spec - cont
     bright = cont * np.sqrt(den) > 10.0  # continuum sources are the continuum step's business
     line[bright] = 0.0

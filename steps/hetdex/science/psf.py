@@ -32,19 +32,33 @@ def fit_point_source(fx, fy, flux, err, x0, y0, fwhm0=1.7, fit_fwhm=False, max_s
     if ok.sum() < 5:
         return None
     fx, fy, flux, err = fx[ok], fy[ok], flux[ok], err[ok]
+    k2 = FWHM_TO_SIGMA**2
 
-    def model(p):
-        fw = p[3] if fit_fwhm else fwhm0
-        return p[2] * fiber_fraction(fx - p[0], fy - p[1], fw) + p[4]
+    def unpack(p):  # (x, y, amp, bkg, fwhm): the FWHM is a parameter only when fitted
+        return p[0], p[1], p[2], p[3], (p[4] if fit_fwhm else fwhm0)
+
+    def residuals(p):
+        x, y, amp, bkg, fw = unpack(p)
+        return (amp * fiber_fraction(fx - x, fy - y, fw) + bkg - flux) / err
+
+    def jacobian(p):  # analytic: d(model)/d(parameter) / err
+        x, y, amp, bkg, fw = unpack(p)
+        var = fw**2 * k2 + FIBER_RADIUS**2 / 4.0
+        dx, dy = fx - x, fy - y
+        f = fiber_fraction(dx, dy, fw)
+        cols = [amp * f * dx / var, amp * f * dy / var, f, np.ones_like(f)]
+        if fit_fwhm:
+            cols.append(amp * f * (0.5 * (dx**2 + dy**2) / var**2 - 1.0 / var) * 2.0 * k2 * fw)
+        return np.column_stack(cols) / err[:, None]
 
     amp0 = max(flux.max() / fiber_fraction(0, 0, fwhm0), 1e-6)
-    p0 = [x0, y0, amp0, fwhm0, 0.0]
-    lo = [x0 - max_shift, y0 - max_shift, 0.0, 0.8, -np.inf]
-    hi = [x0 + max_shift, y0 + max_shift, np.inf, 4.0, np.inf]
-    res = least_squares(lambda p: (model(p) - flux) / err, p0, bounds=(lo, hi), x_scale="jac")
+    p0 = [x0, y0, amp0, 0.0] + ([fwhm0] if fit_fwhm else [])
+    lo = [x0 - max_shift, y0 - max_shift, 0.0, -np.inf] + ([0.8] if fit_fwhm else [])
+    hi = [x0 + max_shift, y0 + max_shift, np.inf, np.inf] + ([4.0] if fit_fwhm else [])
+    res = least_squares(residuals, p0, jac=jacobian, bounds=(lo, hi), x_scale="jac")
+    x, y, amp, bkg, fw = unpack(res.x)
     chi2 = float(np.sum(res.fun**2) / max(len(flux) - (5 if fit_fwhm else 4), 1))
-    return {"x": res.x[0], "y": res.x[1], "amp": res.x[2], "fwhm": res.x[3] if fit_fwhm else fwhm0,
-            "bkg": res.x[4], "chi2": chi2, "n": int(len(flux))}
+    return {"x": x, "y": y, "amp": amp, "fwhm": fw, "bkg": bkg, "chi2": chi2, "n": int(len(flux))}
 
 
 def optimal_weights(fx, fy, x, y, fwhm):

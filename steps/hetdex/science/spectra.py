@@ -7,9 +7,9 @@ wavelength solutions, fiber-to-fiber from twilights, and rectification onto the 
 from __future__ import annotations
 
 import numpy as np
-from astropy.stats import biweight_location
 from scipy import ndimage
 
+from astroflow.filters import biweight, running_median
 from steps.hetdex.science.instrument import ARC_LINES, DWAVE, N_FIBERS_AMP, NX_ACTIVE, RECT_WAVE
 
 HALF = 4  # extraction half-width in rows
@@ -71,14 +71,14 @@ def profile_weights(trace: np.ndarray, sigma: np.ndarray, ny: int) -> tuple[np.n
     return rows.clip(0, ny - 1), prof
 
 
-def extract(image: np.ndarray, var: np.ndarray, trace: np.ndarray, sigma: np.ndarray, mask=None) -> dict:
+def extract(image: np.ndarray, var: np.ndarray, profile: tuple[np.ndarray, np.ndarray], mask=None) -> dict:
     """Optimal (profile-weighted) extraction; masked pixels get zero weight.
 
-    Returns spectrum, error and chi2 per fiber and column (nfib, nx): the spectrum is the total
-    counts of the fiber in that column.
+    ``profile`` is :func:`profile_weights` of the traces. Returns spectrum, error and chi2 per
+    fiber and column (nfib, nx): the spectrum is the total counts of the fiber in that column.
     """
-    ny, nx = image.shape
-    rows, prof = profile_weights(trace, sigma, ny)
+    nx = image.shape[1]
+    rows, prof = profile
     cols = np.broadcast_to(np.arange(nx), rows.shape)
     d = image[rows, cols]
     v = var[rows, cols]
@@ -97,13 +97,13 @@ def extract(image: np.ndarray, var: np.ndarray, trace: np.ndarray, sigma: np.nda
     return {"spectrum": spec.astype(np.float32), "error": err.astype(np.float32), "chi2": chi2.astype(np.float32)}
 
 
-def model_image(spec: np.ndarray, trace: np.ndarray, sigma: np.ndarray, ny: int) -> np.ndarray:
+def model_image(spec: np.ndarray, profile: tuple[np.ndarray, np.ndarray], ny: int) -> np.ndarray:
     """The frame the extracted spectra predict (for cleaning masked pixels)."""
-    rows, prof = profile_weights(trace, sigma, ny)
-    out = np.zeros((ny, spec.shape[1]), np.float64)
-    cols = np.broadcast_to(np.arange(spec.shape[1]), rows.shape)
-    np.add.at(out, (rows, cols), prof * np.nan_to_num(spec)[:, None, :])
-    return out.astype(np.float32)
+    rows, prof = profile
+    nx = spec.shape[1]
+    pixel = rows * nx + np.arange(nx)  # flat pixel index of every profile weight
+    out = np.bincount(pixel.ravel(), weights=(prof * np.nan_to_num(spec)[:, None, :]).ravel(), minlength=ny * nx)
+    return out.reshape(ny, nx).astype(np.float32)
 
 
 def cosmic_mask(image: np.ndarray, var: np.ndarray, model: np.ndarray, nsig: float = 5.0, grow_nsig: float = 2.5,
@@ -119,7 +119,11 @@ def cosmic_mask(image: np.ndarray, var: np.ndarray, model: np.ndarray, nsig: flo
     with np.errstate(invalid="ignore"):
         z = np.where(np.isfinite(excess) & (var > 0), excess / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
         hit = (z > nsig) & (excess > frac * np.abs(model))
-    near = ndimage.binary_dilation(hit, structure=np.ones((3, 3), bool))
+    near = np.zeros_like(hit)  # the hits dilated by 3 x 3 (they are sparse: set the neighbours)
+    ys, xs = np.nonzero(hit)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            near[np.clip(ys + dy, 0, hit.shape[0] - 1), np.clip(xs + dx, 0, hit.shape[1] - 1)] = True
     return hit | (near & (z > grow_nsig))
 
 
@@ -129,16 +133,17 @@ def extract_clean(image: np.ndarray, var: np.ndarray, trace: np.ndarray, sigma: 
     cannot explain, extract again without them (``iterations`` times).  Adds ``cosmics`` (the
     mask) and ``model`` (the frame the final spectra predict) to :func:`extract`'s dict."""
     ny = image.shape[0]
+    profile = profile_weights(trace, sigma, ny)
     mask = np.zeros(image.shape, bool)
-    ex = extract(image, var, trace, sigma)
-    model = model_image(ex["spectrum"], trace, sigma, ny)
+    ex = extract(image, var, profile)
+    model = model_image(ex["spectrum"], profile, ny)
     for _ in range(iterations):
         new = cosmic_mask(image, var, model, nsig) & ~mask
         if not new.any():
             break
         mask |= new
-        ex = extract(image, var, trace, sigma, mask=mask)
-        model = model_image(ex["spectrum"], trace, sigma, ny)
+        ex = extract(image, var, profile, mask=mask)
+        model = model_image(ex["spectrum"], profile, ny)
     return {**ex, "cosmics": mask, "model": model}
 
 
@@ -216,20 +221,20 @@ def rectify(spec: np.ndarray, err: np.ndarray, wave: np.ndarray, grid=RECT_WAVE)
 def smooth_ratio(ratio: np.ndarray, width: int = 51) -> np.ndarray:
     """Smooth each row of a spectrum ratio along wavelength (running median then mean)."""
     r = np.where(np.isfinite(ratio), ratio, np.nanmedian(ratio))
-    r = ndimage.median_filter(r, size=(1, width), mode="nearest")
+    r = running_median(r, width, mode="nearest")
     return ndimage.uniform_filter1d(r, 11, axis=1, mode="nearest")
 
 
 def fiber_to_fiber(rect_twi: np.ndarray) -> np.ndarray:
     """Fiber-to-fiber (nfib, 1036) from rectified twilight spectra: each fiber over the biweight
     of all fibers, smoothed in wavelength (the solar lines cancel)."""
-    ref = biweight_location(rect_twi, axis=0, ignore_nan=True)
+    ref = biweight(rect_twi.T, scale=False)[0]
     return smooth_ratio(rect_twi / ref[None, :]).astype(np.float32)
 
 
 def biweight_sky(rect: np.ndarray) -> np.ndarray:
     """Sky spectrum: biweight over fibers at each wavelength."""
-    return biweight_location(rect, axis=0, ignore_nan=True).astype(np.float32)
+    return biweight(rect.T, scale=False)[0].astype(np.float32)
 
 
 def native_sky(spec: np.ndarray, wave: np.ndarray, f2f_native: np.ndarray, step: float = 0.5) -> np.ndarray:
@@ -245,14 +250,14 @@ def native_sky(spec: np.ndarray, wave: np.ndarray, f2f_native: np.ndarray, step:
     lam, val = wave[ok], dens[ok]
     edges = np.arange(np.nanmin(wave) - step, np.nanmax(wave) + 2 * step, step)
     idx = np.digitize(lam, edges) - 1
-    order = np.argsort(idx, kind="stable")
+    order = np.lexsort((val, idx))  # by bin, then by value: each bin's median is its middle
     idx, val = idx[order], val[order]
     bounds = np.searchsorted(idx, np.arange(len(edges)))
+    start, count = bounds[:-1], np.diff(bounds)
+    full = count >= 3
     med = np.full(len(edges) - 1, np.nan)
-    for b in range(len(edges) - 1):
-        seg = val[bounds[b]:bounds[b + 1]]
-        if seg.size >= 3:
-            med[b] = np.median(seg)
+    lo, hi = start[full] + (count[full] - 1) // 2, start[full] + count[full] // 2
+    med[full] = 0.5 * (val[lo] + val[hi])
     centers = 0.5 * (edges[1:] + edges[:-1])
     good = np.isfinite(med)
     med = np.interp(centers, centers[good], med[good])

@@ -1,0 +1,1 @@
+"""SEDM science kernels: pure functions over NumPy arrays (no file I/O)."""

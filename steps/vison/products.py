@@ -1,0 +1,44 @@
+"""Where the vison Tasks' products go in the run directory (the issue's output contract).
+
+``RUN/<session>/<TEST>/<dataset>/<step>-ccd<n>.parquet``: each fan-out item writes its own part
+of the contract datasets ``offsets``, ``ron``, ``flags`` and ``hk`` (read a folder back as one
+dataset with ``pyarrow.dataset``), atomically, under one name per item, so that a rerun replaces
+its part and never duplicates rows.  ``RUN/<session>/<TEST>/products/`` holds the FITS products
+(master bias).  The steps' own datasets (``RUN/<step>/``) are the ledger's copy of the same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from astroflow.atomic import write_table
+
+CONTRACT = {
+    "offsets": pa.schema([("obsid", pa.int64()), ("ccd", pa.int8()), ("quadrant", pa.string()),
+                          ("region", pa.string()), ("offset_adu", pa.float64()), ("std_adu", pa.float64())]),
+    "ron": pa.schema([("ccd", pa.int8()), ("quadrant", pa.string()), ("ron_adu", pa.float64()),
+                      ("ron_err_adu", pa.float64()), ("n_frames", pa.int32())]),
+    "flags": pa.schema([("task", pa.string()), ("ccd", pa.int8()), ("quadrant", pa.string()), ("flags", pa.int64()),
+                        ("flag_names", pa.list_(pa.string())), ("reasons", pa.list_(pa.string()))]),
+    "hk": pa.schema([("obsid", pa.int64()), ("key", pa.string()), ("mean", pa.float64()), ("std", pa.float64()),
+                     ("min", pa.float64()), ("max", pa.float64()), ("ool", pa.bool_())]),
+}
+
+
+def task_folder(session: str, test: str) -> Path:
+    return Path(session) / test
+
+
+def write_part(ctx, dataset: str, test: str, part: str, rows: list[dict]) -> Path:
+    """Write one item's rows of a contract dataset (only the contract's columns)."""
+    schema = CONTRACT[dataset]
+    table = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+    path = ctx.product(task_folder(ctx.settings.session, test) / dataset / f"{part}.parquet")
+    write_table(path, table)
+    return path
+
+
+def product_path(ctx, test: str, name: str) -> Path:
+    return task_folder(ctx.settings.session, test) / "products" / name

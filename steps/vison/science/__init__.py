@@ -1,0 +1,1 @@
+"""Pure science of the vison Tasks: functions over NumPy arrays, no file I/O."""

@@ -1,0 +1,78 @@
+"""The Task registry: test names -> vison Tasks, their sub-tasks and default structures.
+
+vison maps each test name to a Task class (``BIAS01`` and ``BIAS02`` to ``BIAS0X``...); a Task
+is an ordered list of sub-tasks (check, prep, basic, meta, report) switched by todo_flags.  Here
+a Task is data: its handle, the sub-tasks it runs (each an astroflow step, ``{prefix}_{subtask}``,
+fanned out over the Task's tests and CCDs; todo_flags are the steps' ``enabled`` parameters,
+``--set bias_basic.enabled=false``) and each test's default structure (frames, exposure time,
+readout mode), against which what the EXP_LOG shows is compared (a difference is flagged, the
+data analysed as found).
+
+Specific names resolve to a generic one by rule: the exact name first, then the name cut at its
+first ``_`` (``BIAS02_fwd`` -> ``BIAS02``, ``PTC02_730`` -> ``PTC02``), then the aliases
+(``PTC02`` -> ``PTC02WAVE``).  Only the BIAS Task is implemented; the first-wave names are
+listed so that a configuration naming them fails with "not implemented yet", not "unknown".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A test's default acquisition (vison's ``build_scriptdict``)."""
+
+    frames: int
+    exptime: float = 0.0
+    rdmode: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    handle: str  # vison's class name
+    prefix: str  # the steps' prefix
+    subtasks: tuple[str, ...]
+    structures: dict[str, Structure] = field(default_factory=dict)
+
+    def step(self, subtask: str) -> str:
+        return f"{self.prefix}_{subtask}"
+
+
+BIAS0X = Task("BIAS0X", "bias", ("check", "prep", "basic", "meta"),
+              {"BIAS01": Structure(10, 0.0, "fwd_bas"), "BIAS02": Structure(10, 0.0, "rwd_bas")})
+
+TASKS: dict[str, Task] = {"BIAS01": BIAS0X, "BIAS02": BIAS0X}
+NOT_YET = ("DARK01", "PTC01", "PTC02WAVE", "NL02", "FLAT01", "CHINJ01", "TP01", "COSMETICS00")
+ALIASES = {"PTC02": "PTC02WAVE"}
+
+
+class UnknownTest(ValueError):
+    pass
+
+
+def generic(test: str) -> str:
+    """The generic test name a specific one resolves to (see the module docstring)."""
+    name = test.strip().upper()
+    for candidate in (name, name.split("_", 1)[0]):
+        candidate = ALIASES.get(candidate, candidate)
+        if candidate in TASKS or candidate in NOT_YET:
+            return candidate
+    raise UnknownTest(f"test {test!r} names no vison Task; implemented: {', '.join(TASKS)}")
+
+
+def resolve(test: str) -> Task:
+    name = generic(test)
+    if name not in TASKS:
+        raise UnknownTest(f"test {test!r} ({name}) has no Task implemented yet; implemented: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def structure(test: str) -> Structure:
+    name = generic(test)
+    return resolve(test).structures[name]
+
+
+def tests_of(task: Task, tests) -> list[str]:
+    """The run's tests that the Task analyses, in the run's order."""
+    return [t for t in tests if resolve(t) is task]

@@ -6,7 +6,7 @@ AF := $(VENV)/bin/astroflow
 DEMO ?= runs/demo-tec
 WORKERS ?= $(shell nproc)
 
-.PHONY: venv demo demo-hetdex demo-elixer demo-nres test test-fast test-integration docker-up bench images render kind-e2e clean-venv
+.PHONY: venv demo demo-hetdex demo-elixer demo-nres demo-vison demo-sedm test test-fast test-integration docker-up bench images render kind-e2e clean-venv
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,12 @@ demo-elixer: venv
 
 demo-nres: venv
 	$(AF) demo nres --out runs/demo-nres --workers $(WORKERS)
+
+demo-vison: venv
+	$(AF) demo vison --out runs/demo-vison --workers $(WORKERS)
+
+demo-sedm: venv
+	$(AF) demo sedm --out runs/demo-sedm --workers $(WORKERS)
 
 test: venv
 	$(PY) -m pytest -q

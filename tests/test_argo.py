@@ -449,6 +449,187 @@ def test_submit_refuses_unknown_parameters():
         argo.submit("toy", "https://argo", None, "astro", {"regstry": "x"}, session=RecordingSession())
 
 
+# --- astroflow submit against a stub Argo Server ------------------------------------------------------
+class ArgoStub:
+    """Enough of the Argo Server's REST API on 127.0.0.1 (plain http, as with ARGO_SECURE=false):
+    ``POST /api/v1/workflows/{ns}`` creates a workflow from ``generateName`` (404 when its
+    template is not installed), ``GET /api/v1/workflows/{ns}/{name}`` returns it, its status
+    advancing one of ``phases`` per GET; every request needs ``Authorization: Bearer <token>``."""
+
+    def __init__(self, token="s3cret", templates=("astroflow-tec",), phases=(("Running", "0/3"), ("Running", "2/3"),
+                                                                             ("Succeeded", "3/3"))):
+        import http.server
+        import threading
+
+        self.token, self.templates, self.phases = token, set(templates), list(phases)
+        self.workflows, self.requests, self.gets = {}, [], {}
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self, method):
+                stub.requests.append((method, self.path, self.headers.get("Authorization")))
+                if self.headers.get("Authorization") != f"Bearer {stub.token}":
+                    self._answer(401, {"code": 16, "message": "token not valid"})
+                    return False
+                return True
+
+            def do_POST(self):
+                if not self._authorized("POST"):
+                    return
+                parts = self.path.strip("/").split("/")
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if parts[:3] != ["api", "v1", "workflows"] or len(parts) != 4:
+                    return self._answer(404, {"code": 5, "message": "Not Found"})
+                wf = body["workflow"]
+                ref = wf["spec"]["workflowTemplateRef"]["name"]
+                if ref not in stub.templates:
+                    return self._answer(404, {"code": 5, "message": f'workflowtemplates.argoproj.io "{ref}" not found'})
+                name = wf["metadata"]["generateName"] + "q7x2z"
+                wf["metadata"].update(name=name, namespace=parts[3], uid="1234",
+                                      creationTimestamp="2026-12-02T10:00:00Z")
+                stub.workflows[(parts[3], name)] = wf
+                self._answer(200, wf)
+
+            def do_GET(self):
+                if not self._authorized("GET"):
+                    return
+                parts = self.path.split("?")[0].strip("/").split("/")
+                key = tuple(parts[3:5])
+                if parts[:3] != ["api", "v1", "workflows"] or key not in stub.workflows:
+                    return self._answer(404, {"code": 5, "message": f'workflows.argoproj.io "{parts[-1]}" not found'})
+                n = stub.gets[key] = stub.gets.get(key, 0) + 1
+                phase, progress = stub.phases[min(n, len(stub.phases)) - 1]
+                wf = {**stub.workflows[key], "status": {"phase": phase, "progress": progress,
+                                                        **({"message": "child failed"} if phase == "Failed" else {})}}
+                self._answer(200, wf)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def argo_env(monkeypatch):
+    """The argo CLI's environment, pointing at a stub server: returns a setter."""
+    for k in ("ARGO_SERVER", "ARGO_TOKEN", "ARGO_NAMESPACE", "ARGO_SECURE", "ARGO_INSECURE_SKIP_VERIFY",
+              "ARGO_BASE_HREF"):
+        monkeypatch.delenv(k, raising=False)
+
+    def use(server, token="s3cret", namespace="astro"):
+        monkeypatch.setenv("ARGO_SERVER", server)
+        monkeypatch.setenv("ARGO_SECURE", "false")
+        monkeypatch.setenv("ARGO_TOKEN", token)
+        monkeypatch.setenv("ARGO_NAMESPACE", namespace)
+
+    return use
+
+
+def _submit(*args) -> int:
+    from astroflow.cli import main
+
+    return main(["submit", "tec", *args])
+
+
+def test_submit_takes_server_token_and_namespace_from_the_environment(argo_env, capsys):
+    with ArgoStub() as stub:
+        argo_env(stub.address, token="Bearer s3cret")  # the argo CLI's form; a bare token works too
+        assert _submit("-p", "run-name=s33", "-o", "name") == 0
+    out, err = capsys.readouterr()
+    assert out == "astroflow-tec-q7x2z\n" and err == ""
+    (method, path, auth), = stub.requests
+    assert (method, path, auth) == ("POST", "/api/v1/workflows/astro", "Bearer s3cret")
+    wf = stub.workflows[("astro", "astroflow-tec-q7x2z")]
+    assert wf["spec"]["arguments"]["parameters"] == [{"name": "run-name", "value": "s33"}]
+    assert argo.lint_reference(wf, yaml.safe_load((ARGO_DIR / "tec.yaml").read_text())) == []
+
+
+def test_submit_output_json_and_the_default_summary(argo_env, capsys):
+    with ArgoStub() as stub:
+        argo_env(stub.address)
+        assert _submit("-o", "json", "-n", "other") == 0  # -n overrides ARGO_NAMESPACE
+        created = json.loads(capsys.readouterr().out)
+        assert created["metadata"]["namespace"] == "other" and stub.requests[0][1] == "/api/v1/workflows/other"
+        assert _submit("-p", "tag=1.2.3") == 0
+    out = capsys.readouterr().out
+    assert "Name:       astroflow-tec-q7x2z" in out and "Namespace:  astro" in out
+    assert "Parameters: tag=1.2.3" in out
+
+
+def test_submit_watch_follows_the_workflow_until_it_ends(argo_env, capsys):
+    with ArgoStub() as stub:
+        argo_env(stub.address)
+        assert _submit("--watch", "--poll", "0.01", "-o", "name") == 0
+        out, err = capsys.readouterr()
+        assert out == "astroflow-tec-q7x2z\n"
+        assert err.splitlines() == ["astroflow-tec-q7x2z: Running 0/3", "astroflow-tec-q7x2z: Running 2/3",
+                                    "astroflow-tec-q7x2z: Succeeded 3/3"]
+        assert [r[:2] for r in stub.requests] == [("POST", "/api/v1/workflows/astro")] + [
+            ("GET", "/api/v1/workflows/astro/astroflow-tec-q7x2z")] * 3
+    with ArgoStub(phases=[("Running", "0/3"), ("Failed", "1/3")]) as stub:
+        argo_env(stub.address)
+        assert _submit("--watch", "--poll", "0.01", "-o", "json") == 1  # a failed workflow fails the command
+        out, err = capsys.readouterr()
+        assert json.loads(out)["status"]["phase"] == "Failed"  # -o json with --watch: the final state
+        assert err.splitlines()[-1] == "astroflow-tec-q7x2z: Failed 1/3: child failed"
+
+
+def test_submit_refused_connection_is_one_line_with_its_own_exit_code(argo_env, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argo_env(f"127.0.0.1:{port}")
+    assert _submit() == 5
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"astroflow: cannot reach the Argo Server at http://127.0.0.1:{port}/") and "refused" in err
+
+
+def test_submit_server_refusals_and_missing_settings(argo_env, capsys, monkeypatch):
+    with ArgoStub() as stub:
+        argo_env(stub.address, token="wrong")
+        assert _submit() == 6
+        assert "refused to submit astroflow-tec" in capsys.readouterr().err
+        argo_env(stub.address)
+        stub.templates.clear()  # the chart was not installed in this namespace
+        assert _submit() == 6
+        err = capsys.readouterr().err
+        assert 'workflowtemplates.argoproj.io "astroflow-tec" not found' in err and len(err.splitlines()) == 1
+    monkeypatch.delenv("ARGO_SERVER")
+    assert _submit() == 2
+    assert "set ARGO_SERVER=host:port" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # no token flag: it would show in ps and in the shell's history
+        _submit("--token", "s3cret")
+
+
+def test_server_url_follows_the_argo_cli():
+    assert argo.server_url("localhost:2746") == "https://localhost:2746/"
+    assert argo.server_url("localhost:2746", secure=False, base_href="/argo") == "http://localhost:2746/argo/"
+    assert argo.server_url("https://argo.example.org/") == "https://argo.example.org/"
+    conn = argo.Connection.from_env(env={"ARGO_SERVER": "argo:2746", "ARGO_INSECURE_SKIP_VERIFY": "true"})
+    assert (conn.host, conn.token, conn.namespace, conn.verify_ssl) == ("https://argo:2746/", None, "argo", False)
+
+
 def test_lint_reference_catches_wrong_template_and_parameter():
     wf = argo.workflow_from_template("toy", {"tag": "1"}).model_dump(by_alias=True, exclude_none=True, mode="json")
     wf["spec"]["arguments"]["parameters"].append({"name": "bogus", "value": "1"})

@@ -47,7 +47,7 @@ from hera.workflows import models as m
 from pydantic import ValidationError
 
 from astroflow import __version__
-from astroflow.errors import AstroflowError
+from astroflow.errors import ArgoRequestFailed, ArgoUnreachable, AstroflowError
 from astroflow.pipeline import Pipeline
 from astroflow.step import StepBase
 
@@ -544,6 +544,85 @@ def parameter_value_problems(name: str, value: str) -> list[str]:
 
 
 # --- submission -----------------------------------------------------------------------------------
+# Where the Argo Server is and who is asking come from the environment, as for the argo CLI
+# (``argo --help``): ARGO_SERVER is host:port without a scheme (https unless ARGO_SECURE=false),
+# ARGO_BASE_HREF a path prefix behind an ingress, ARGO_INSECURE_SKIP_VERIFY=true accepts a
+# self-signed certificate, ARGO_TOKEN the token ("Bearer ..." or a bare token), ARGO_NAMESPACE the
+# namespace.  The token has no flag: a flag shows in ``ps`` and in the shell's history.
+SERVER_ENV, TOKEN_ENV, NAMESPACE_ENV = "ARGO_SERVER", "ARGO_TOKEN", "ARGO_NAMESPACE"
+SECURE_ENV, INSECURE_ENV, BASE_HREF_ENV = "ARGO_SECURE", "ARGO_INSECURE_SKIP_VERIFY", "ARGO_BASE_HREF"
+DEFAULT_NAMESPACE = "argo"
+FINISHED = ("Succeeded", "Failed", "Error")  # a workflow's phases that end it
+
+
+def _truthy(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def server_url(server: str, secure: bool = True, base_href: str = "") -> str:
+    """``localhost:2746`` -> ``https://localhost:2746/`` (``http`` when not ``secure``); a URL
+    with its own scheme is kept; ``base_href`` (``/argo``) is appended."""
+    server = server.strip().rstrip("/")
+    url = server if "://" in server else ("https://" if secure else "http://") + server
+    href = base_href.strip().strip("/")
+    return url + "/" + (href + "/" if href else "")
+
+
+class Connection:
+    """An Argo Server, the token and the namespace, as the argo CLI finds them."""
+
+    def __init__(self, host: str, token: str | None = None, namespace: str = DEFAULT_NAMESPACE,
+                 verify_ssl: bool = True, session=None):
+        self.host, self.token, self.namespace, self.verify_ssl = host, token, namespace, verify_ssl
+        self.session = session
+
+    @classmethod
+    def from_env(cls, server: str | None = None, namespace: str | None = None,
+                 env: Mapping[str, str] | None = None, session=None) -> "Connection":
+        """The connection of the environment (``ARGO_*``); ``server`` and ``namespace`` override it."""
+        import os
+
+        env = os.environ if env is None else env
+        server = server or env.get(SERVER_ENV, "")
+        if not server.strip():
+            raise AstroflowError(f"no Argo Server: set {SERVER_ENV}=host:port (and {TOKEN_ENV}, {NAMESPACE_ENV}), "
+                                 "or give --argo-server host:port")
+        return cls(server_url(server, _truthy(env.get(SECURE_ENV), True), env.get(BASE_HREF_ENV, "")),
+                   token=env.get(TOKEN_ENV) or None,
+                   namespace=namespace or env.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE,
+                   verify_ssl=not _truthy(env.get(INSECURE_ENV), False), session=session)
+
+    def service(self):
+        from hera.workflows import WorkflowsService
+
+        return WorkflowsService(host=self.host, token=self.token, namespace=self.namespace,
+                                verify_ssl=self.verify_ssl, session=self.session)
+
+    def call(self, what: str, fn, *args, **kw):
+        """``fn(*args, **kw)`` with the server's failures as one-line astroflow errors."""
+        import requests
+        from hera.exceptions import HeraException
+
+        try:
+            return fn(*args, **kw)
+        except requests.exceptions.ConnectionError as exc:  # refused, DNS, TLS
+            raise ArgoUnreachable(f"cannot reach the Argo Server at {self.host} to {what}: {_reason(exc)}") from None
+        except requests.exceptions.Timeout:
+            raise ArgoUnreachable(f"the Argo Server at {self.host} did not answer in time to {what}") from None
+        except HeraException as exc:
+            raise ArgoRequestFailed(f"the Argo Server at {self.host} refused to {what}: {exc}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause of a requests error, in a few words (``[Errno 111] Connection refused``)."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\][^'\")\]]*|Connection refused|Name or service not known"
+                      r"|certificate verify failed[^'\")\]]*", text)
+    return found.group(0).strip() if found else text.splitlines()[0][:200]
+
+
 def workflow_from_template(
     pipeline_name: str, params: Mapping[str, str] | None = None, parallelism: int | None = None
 ) -> m.Workflow:
@@ -563,23 +642,62 @@ def workflow_from_template(
     )
 
 
+def _dump(workflow) -> dict:
+    return workflow.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
 def submit(
     pipeline_name: str,
-    host: str,
-    token: str | None,
-    namespace: str,
+    host: str | Connection,
+    token: str | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
     params: Mapping[str, str] | None = None,
     *,
     parallelism: int | None = None,
     verify_ssl: bool = True,
     session=None,
 ) -> dict:
-    """Create a Workflow from the installed template on the Argo Server; returns the created object."""
-    from hera.workflows import WorkflowsService
-
+    """Create a Workflow from the installed template on the Argo Server (``POST
+    /api/v1/workflows/{namespace}``); returns the created object.  ``host`` is a URL or a
+    :class:`Connection` (then ``token``, ``namespace`` and ``verify_ssl`` are its own)."""
+    conn = host if isinstance(host, Connection) else Connection(host, token, namespace, verify_ssl, session)
     workflow = workflow_from_template(pipeline_name, params, parallelism)
-    service = WorkflowsService(host=host, token=token, namespace=namespace, verify_ssl=verify_ssl, session=session)
-    created = service.create_workflow(m.WorkflowCreateRequest(workflow=workflow), namespace=namespace)
-    return created.model_dump(by_alias=True, exclude_none=True, mode="json")
+    service = conn.service()
+    created = conn.call(f"submit {template_name(pipeline_name)}", service.create_workflow,
+                        m.WorkflowCreateRequest(workflow=workflow), namespace=conn.namespace)
+    return _dump(created)
 
 
+def get_workflow(conn: Connection, name: str) -> dict:
+    """The workflow ``name`` as the server has it now (``GET /api/v1/workflows/{namespace}/{name}``)."""
+    return _dump(conn.call(f"get workflow {name}", conn.service().get_workflow, name, namespace=conn.namespace))
+
+
+def phase(workflow: dict) -> str:
+    """``Pending`` (no status yet), ``Running``, ``Succeeded``, ``Failed`` or ``Error``."""
+    return (workflow.get("status") or {}).get("phase") or "Pending"
+
+
+def watch(conn: Connection, name: str, *, interval_s: float = 2.0, timeout_s: float | None = None,
+          on_change=None, sleep=None) -> dict:
+    """Poll the workflow until it ends (Succeeded, Failed, Error); returns its last state.
+
+    ``on_change(workflow)`` is called whenever its phase or progress (``3/10``) changes.  The argo
+    CLI streams ``/api/v1/workflow-events``; a GET every ``interval_s`` is simpler, works through
+    any proxy, and is cheap at this rate.
+    """
+    import time
+
+    sleep = sleep or time.sleep
+    started, last = time.monotonic(), None
+    while True:
+        wf = get_workflow(conn, name)
+        seen = (phase(wf), (wf.get("status") or {}).get("progress"))
+        if seen != last and on_change is not None:
+            on_change(wf)
+        last = seen
+        if seen[0] in FINISHED:
+            return wf
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            raise AstroflowError(f"workflow {name} still {seen[0]} after {timeout_s:g} s")
+        sleep(interval_s)

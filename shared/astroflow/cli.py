@@ -22,10 +22,21 @@ from pathlib import Path
 
 EXIT_CODES = """exit codes:
   0  success: every selected step done and no item failed
-  1  the run finished with failed items or failed or blocked steps (astroflow status says which)
+  1  the run finished with failed items or failed or blocked steps (astroflow status says which);
+     submit --watch: the workflow ended Failed or Error
   2  usage or configuration error, or a plan refused because an input step failed (not retried)
   3  a unit failed as a whole (astroflow step: the pod fails and Argo retries it)
-  4  another process is writing the run directory (it is named)"""
+  4  another process is writing the run directory (it is named)
+  5  submit: the Argo Server could not be reached (connection refused, unknown host, TLS)
+  6  submit: the Argo Server refused the request (token, namespace, template not installed)"""
+
+SUBMIT_ENV = """environment (as for the argo CLI; the token has no flag, which would show in ps and shell history):
+  ARGO_SERVER                host:port of the Argo Server (no scheme; https unless ARGO_SECURE=false)
+  ARGO_TOKEN                 "Bearer <token>" or the bare token (empty: no Authorization header)
+  ARGO_NAMESPACE             the namespace (default argo)
+  ARGO_SECURE                false: plain http (default true)
+  ARGO_INSECURE_SKIP_VERIFY  true: accept a self-signed certificate
+  ARGO_BASE_HREF             a path prefix, when the server sits behind an ingress path"""
 
 PIPELINE_COMMANDS = ("run", "demo", "simulate", "init", "watch")
 
@@ -33,21 +44,42 @@ PIPELINE_COMMANDS = ("run", "demo", "simulate", "init", "watch")
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = _logging_flags(argv)
-    from astroflow.errors import AstroflowError, RunLocked
+    from astroflow.errors import ArgoRequestFailed, ArgoUnreachable, AstroflowError, RunLocked
 
     try:
         if argv and argv[0] in _pipeline_names():
-            return _pipeline_entry(argv[0], argv[1:])
-        return _dispatch(argv)
+            rc = _pipeline_entry(argv[0], argv[1:])
+        else:
+            rc = _dispatch(argv)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+        return rc
     except RunLocked as exc:
         print(f"astroflow: {exc}", file=sys.stderr)
         return 4
+    except ArgoUnreachable as exc:
+        print(f"astroflow: {exc}", file=sys.stderr)
+        return 5
+    except ArgoRequestFailed as exc:
+        print(f"astroflow: {exc}", file=sys.stderr)
+        return 6
     except AstroflowError as exc:
         print(f"astroflow: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `astroflow status --json | head`
-        sys.stderr.close()
+        _quiet_stdout()
         return 0
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so that the interpreter's last
+    flush neither prints a BrokenPipeError nor turns the exit status into 120."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _logging_flags(argv: list[str]) -> list[str]:
@@ -174,12 +206,23 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--out", type=Path, default=Path("argo"), help="folder written (default: argo); nothing else is")
     rn.add_argument("--chart", type=Path, default=None,
                     help="also copy the rendered templates into this chart's files/workflowtemplates/ (make render)")
-    sb = sub.add_parser("submit", help="submit a pipeline to an Argo server")
+    sb = sub.add_parser("submit", help="submit a pipeline's installed WorkflowTemplate to an Argo Server",
+                        description="Create a Workflow from the installed astroflow-PIPELINE WorkflowTemplate "
+                        "(like `argo submit --from workflowtemplate/astroflow-PIPELINE`).",
+                        epilog=SUBMIT_ENV + "\n\n" + EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sb.add_argument("pipeline")
-    sb.add_argument("--host", required=True)
-    sb.add_argument("--token", default=None)
-    sb.add_argument("--namespace", default="argo")
-    sb.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE")
+    sb.add_argument("-s", "--argo-server", "--host", dest="server", metavar="HOST:PORT",
+                    help="the Argo Server (default: $ARGO_SERVER)")
+    sb.add_argument("-n", "--namespace", help="the namespace (default: $ARGO_NAMESPACE, else argo)")
+    sb.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
+                    help="a workflow parameter (run-name, tag, partition...)")
+    sb.add_argument("--parallelism", type=int, help="pods at once for this workflow (default: the template's)")
+    sb.add_argument("-o", "--output", choices=("name", "json", "yaml"),
+                    help="name: the workflow's name only; json or yaml: the workflow object (with --watch: "
+                    "its final state); default: a short summary")
+    sb.add_argument("--watch", action="store_true", help="follow the workflow until it ends (progress on stderr); "
+                    "the exit status is 0 only if it succeeded")
+    sb.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="with --watch: seconds between polls")
     return parser
 
 
@@ -227,12 +270,66 @@ def _dispatch(argv: list[str]) -> int:
                 print(path)
         return 0
     if args.command == "submit":
-        from astroflow import argo
-
-        params = dict(p.split("=", 1) for p in args.parameter)
-        print(json.dumps(argo.submit(args.pipeline, args.host, args.token, args.namespace, params), indent=1))
-        return 0
+        return _submit(args)
     return 2
+
+
+def _submit(args) -> int:
+    from astroflow.registry import registered
+
+    try:
+        from astroflow import argo
+    except ImportError as exc:  # the step images carry no Hera
+        print(f"astroflow submit: needs Hera ({exc.name} is missing): pip install 'astroflow[argo]'", file=sys.stderr)
+        return 2
+
+    if args.pipeline not in registered():
+        print(f"astroflow submit: unknown pipeline {args.pipeline!r}; known: {', '.join(registered())}", file=sys.stderr)
+        return 2
+    bad = [p for p in args.parameter if "=" not in p]
+    if bad:
+        print(f"astroflow submit: -p {bad[0]}: expected KEY=VALUE", file=sys.stderr)
+        return 2
+    params = dict(p.split("=", 1) for p in args.parameter)
+    conn = argo.Connection.from_env(args.server, args.namespace)
+    created = argo.submit(args.pipeline, conn, params=params, parallelism=args.parallelism)
+    name = created["metadata"]["name"]
+    if args.output == "name" or not (args.watch and args.output in ("json", "yaml")):
+        _print_workflow(created, args.output)
+    if not args.watch:
+        return 0
+
+    def progress(wf):
+        status = wf.get("status") or {}
+        print(f"{name}: {argo.phase(wf)}" + (f" {status['progress']}" if status.get("progress") else "")
+              + (f": {status['message']}" if status.get("message") else ""), file=sys.stderr, flush=True)
+
+    final = argo.watch(conn, name, interval_s=args.poll, on_change=progress)
+    if args.output in ("json", "yaml"):
+        _print_workflow(final, args.output)
+    return 0 if argo.phase(final) == "Succeeded" else 1
+
+
+def _print_workflow(wf: dict, output: str | None) -> None:
+    meta, status = wf.get("metadata") or {}, wf.get("status") or {}
+    if output == "name":
+        print(meta.get("name", ""), flush=True)
+    elif output == "json":
+        print(json.dumps(wf, indent=2), flush=True)
+    elif output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(wf, sort_keys=False), end="", flush=True)
+    else:
+        from astroflow.argo import phase
+
+        rows = [("Name", meta.get("name", "")), ("Namespace", meta.get("namespace", "")),
+                ("Template", ((wf.get("spec") or {}).get("workflowTemplateRef") or {}).get("name", "")),
+                ("Status", phase(wf)), ("Created", meta.get("creationTimestamp", ""))]
+        params = ((wf.get("spec") or {}).get("arguments") or {}).get("parameters") or []
+        if params:
+            rows.append(("Parameters", ", ".join(f"{p['name']}={p.get('value', '')}" for p in params)))
+        print("\n".join(f"{k + ':':<12}{v}" for k, v in rows if v != ""), flush=True)
 
 
 def _plan(args) -> int:

@@ -65,6 +65,14 @@ class RunConfig(BaseModel):
     def step_params(self, pipeline: Pipeline, step: str) -> StepParams:
         return pipeline.step(step).params.model_validate(self.steps.get(step, {}))
 
+    def config_hash(self) -> str:
+        """A short hash of what the run computes with: the pipeline, its settings and its step
+        parameters (not the code version, not the runner's options such as workers or db_url).
+        Products carry it (``CONFHASH``, :mod:`astroflow.provenance`)."""
+        from astroflow.rundir import digest
+
+        return digest({"pipeline": self.pipeline, "settings": self.settings, "steps": self.steps})
+
     def enabled_steps(self, pipeline: Pipeline) -> set[str]:
         return {s.name for s in pipeline.steps if self.step_params(pipeline, s.name).enabled}
 

@@ -50,3 +50,11 @@ class RunLocked(AstroflowError):
 
 class WorkerDied(AstroflowError):
     """The process running a unit was killed (out of memory, a signal, a crash in native code)."""
+
+
+class ArgoUnreachable(AstroflowError):
+    """No answer from the Argo Server (connection refused, unknown host, time-out, TLS failure)."""
+
+
+class ArgoRequestFailed(AstroflowError):
+    """The Argo Server answered with an error (unauthorized, forbidden, template not installed...)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from astroflow import config as run_config
-from astroflow import deps, rundir
+from astroflow import deps, rundir, units
 from astroflow.atomic import write_table
 from astroflow.errors import ItemError, ItemTimeout, Skip, StepFailed
 from astroflow.registry import get_pipeline
@@ -66,6 +66,7 @@ def context(run_dir: Path, step_name: str, cfg: run_config.RunConfig | None = No
         db_url=cfg.run.db_url,
         db_migrations=pipeline.db_migrations,
         code_version=code_version(cfg),
+        config_hash=cfg.config_hash(),
     )
     return step, ctx
 
@@ -149,7 +150,7 @@ def execute(run_dir: str | Path, step_name: str, unit: str, *, force: bool = Fal
                 item_deps[item_id] = rec
             ctx.params = base_params
         ctx.params, ctx.item_deps, ctx.item_id = base_params, None, None
-        table = _build(pieces, step.schema)
+        table = units.annotate(_build(pieces, step.schema), step.schema)
         part = None
         if table is not None:
             part = rundir.part_name(unit, commit)

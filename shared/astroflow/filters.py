@@ -6,6 +6,11 @@ faster at the windows the CCD kernels use). ``nanmedian`` is ``np.nanmedian`` ov
 without numpy's masked-array path for short rows. ``biweight`` is Tukey's biweight location and scale,
 one iteration from the median with the MAD as scale, as ``astropy.stats.biweight_location`` and
 ``biweight_scale`` compute them (c = 6 and c = 9), over many small windows at once.
+
+The robust scale is astropy's: :func:`mad_std` is ``astropy.stats.mad_std`` (the MAD times
+1 / Phi^-1(3/4) = 1.4826..., a Gaussian's sigma), and :data:`MAD_TO_SIGMA` is that same factor for
+the forms astropy does not compute (a MAD over moving windows, or about a fixed centre).  The
+pipelines use these two, never a constant of their own (1.4826, 1 / 0.6745).
 """
 
 from __future__ import annotations
@@ -13,6 +18,22 @@ from __future__ import annotations
 import numpy as np
 
 from astroflow import _filters
+
+#: The factor ``astropy.stats.mad_std`` applies to the median absolute deviation: 1 / Phi^-1(3/4).
+MAD_TO_SIGMA = float(1.0 / __import__("scipy.special", fromlist=["ndtri"]).ndtri(0.75))
+
+
+def mad_std(x, axis=None, ignore_nan: bool = False):
+    """``astropy.stats.mad_std``: the median absolute deviation scaled to a Gaussian's sigma (a
+    float, or an array with ``axis``); NaN for an empty array instead of astropy's warning."""
+    from astropy.stats import mad_std as astropy_mad_std
+
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return np.nan
+    out = astropy_mad_std(x, axis=axis, ignore_nan=ignore_nan)
+    return float(out) if np.ndim(out) == 0 else np.asarray(out)
+
 
 _PAD = {"nearest": "edge", "reflect": "symmetric", "mirror": "reflect", "wrap": "wrap"}
 

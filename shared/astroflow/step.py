@@ -100,6 +100,7 @@ class Context:
     db_url: str | None = None
     db_migrations: tuple[str, ...] = ()
     code_version: str = ""
+    config_hash: str = ""  # RunConfig.config_hash(): the configuration products are stamped with
     settings_read: set[str] = field(default_factory=set)
     unit_deps: deps.Recorder = field(default_factory=deps.Recorder)
     item_deps: deps.Recorder | None = None
@@ -269,14 +270,45 @@ class Context:
 
     def fits_cards(self) -> list[tuple[str, str, str]]:
         """Header cards naming the code version and the calibrations the current item used
-        (banzai's ``L1IDBIAS`` style): ``PIPEVER`` and ``CAL<TYPE>`` = file name."""
-        cards = [("PIPEVER", self.code_version, "astroflow code version")]
-        for rec in self.calibrations_used.get(self.item_id or self.step, []):
-            key = "CAL" + "".join(c for c in rec["type"].upper() if c.isalnum())[:5]
-            name = Path(rec["path"]).name[:68]
-            # one 80-character card: the comment only where the file name leaves room for it
-            cards.append((key, name, f"{rec['type']} id {rec['id']}"[:max(0, 65 - len(name) - 3)]))
-        return cards
+        (banzai's ``L1IDBIAS`` style): ``PIPEVER`` and ``CAL<TYPE>`` = file name.  A subset of
+        :meth:`provenance_cards`, which products should carry."""
+        from astroflow import provenance
+
+        return [("PIPEVER", self.code_version, "astroflow code version")] + provenance.calibration_cards(
+            provenance.record(self))
+
+    def provenance(self) -> dict:
+        """What made the current item's products (:mod:`astroflow.provenance`): creation time,
+        code version, pipeline, step, run, configuration hash, calibrations used."""
+        from astroflow import provenance
+
+        return provenance.record(self)
+
+    def provenance_cards(self) -> list[tuple[str, str, str]]:
+        """FITS header cards ``(keyword, value, comment)`` of :meth:`provenance`: ``DATE`` (the
+        file's creation time, UTC), ``PIPEVER``, ``PIPELINE``, ``PIPESTEP``, ``RUNNAME``,
+        ``CONFHASH`` and one ``CAL<TYPE>`` per calibration the item used."""
+        from astroflow import provenance
+
+        return provenance.fits_cards(self)
+
+    def stamp_fits(self, header):
+        """Set :meth:`provenance_cards` on an ``astropy.io.fits.Header``; returns it."""
+        from astroflow import provenance
+
+        return provenance.stamp_fits(header, self)
+
+    def provenance_attrs(self) -> dict[str, str]:
+        """:meth:`provenance` as string attributes for the root of an HDF5 product."""
+        from astroflow import provenance
+
+        return provenance.h5_attrs(self)
+
+    def stamp_h5(self, obj) -> None:
+        """Write :meth:`provenance_attrs` on an h5py File or Group."""
+        from astroflow import provenance
+
+        provenance.stamp_h5(obj, self)
 
     def lists(self, root: str | Path) -> Path:
         """Record that what this step finds depends on the files under ``root`` (names and sizes),

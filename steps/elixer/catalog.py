@@ -205,18 +205,20 @@ def conform(table: str, data: np.ndarray) -> np.ndarray:
 
 
 class CatalogWriter:
-    """Append rows table by table into a new ``elixer_cat.h5`` (renamed into place on close).
+    """Append rows table by table into a new ``elixer_cat.h5`` (renamed into place on close);
+    ``attrs`` go on the file's root (the run's provenance, :mod:`astroflow.provenance`).
 
     Rows wait in a buffer of at most one chunk per table and go to the file in whole chunks, so
     that each compressed chunk is written once (appending into a partly filled chunk would make
     HDF5 read, decompress and recompress it at every append)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, attrs: dict | None = None):
         self.path = Path(path)
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
         self.h5 = h5py.File(tmp, "w")
         self.h5.attrs["TITLE"] = np.bytes_("ELiXer Detection Catalog")
+        self.h5.attrs.update(attrs or {})  # provenance (ctx.provenance_attrs()) when a step writes it
         self._pending: dict[str, list[np.ndarray]] = {}
         self._chunk: dict[str, int] = {}
         for name in TABLES:

@@ -83,8 +83,9 @@ def write_batch(w: CatalogWriter, batch: pa.RecordBatch, counts: dict) -> None:
             counts["ClassificationExtraFeatures"] += len(feats)
 
 
-def catalog_from_parts(step_dir: Path, out: Path) -> dict[str, int]:
-    """Stream the committed classify parts of ``step_dir`` into the catalogue ``out``; row counts."""
+def catalog_from_parts(step_dir: Path, out: Path, attrs: dict | None = None) -> dict[str, int]:
+    """Stream the committed classify parts of ``step_dir`` into the catalogue ``out`` (with the
+    root attributes ``attrs``); row counts."""
     ledger = rundir.Ledger(step_dir)
     counts = {"Detections": 0, "SpectraLines": 0, "CalibratedSpectra": 0, "ClassificationExtraFeatures": 0}
     columns = list(dict.fromkeys([*DETECTION_COLUMNS, *_EXTRA]))
@@ -92,7 +93,7 @@ def catalog_from_parts(step_dir: Path, out: Path) -> dict[str, int]:
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
-        with CatalogWriter(out) as w:
+        with CatalogWriter(out, attrs) as w:
             for part in ledger.parts:
                 for batch in _batches(part, columns):
                     write_batch(w, batch, counts)
@@ -104,7 +105,7 @@ def catalog_from_parts(step_dir: Path, out: Path) -> dict[str, int]:
 def run(ctx):
     ctx.table("classify", columns=["detectid"])  # the ledger's record that the merge read the whole dataset
     out = ctx.product(CATALOG)
-    counts = catalog_from_parts(ctx.run_dir / "classify", out)
+    counts = catalog_from_parts(ctx.run_dir / "classify", out, ctx.provenance_attrs())
     return [{"table": k, "rows": v, "file": CATALOG} for k, v in counts.items()]
 
 

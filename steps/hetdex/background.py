@@ -68,7 +68,7 @@ def background_one(ctx, item) -> dict:
         hdus.append(fits.ImageHDU(models[near], name=kind.upper()))
     rel = library.rel("lib_bkg", item["month"], bkg_name(item["specid"], item["amp"]))
     write_fits(ctx.register_calibration("bkg", rel, library.month_start(item["month"]),
-                                        {"specid": item["specid"], "amp": item["amp"]}), hdus)
+                                        {"specid": item["specid"], "amp": item["amp"]}), hdus, ctx=ctx)
     return {**item, "n_sci": len(sets["sci"]), "n_bri": len(sets["bri"]), "n_twi": len(sets["twi"]),
             "gap_fraction": float(np.mean(fracs)), "path": str(rel)}
 

@@ -34,7 +34,10 @@ def month_selected(ctx, month: str) -> bool:
     return not ctx.settings.months or month in ctx.settings.months
 
 
-def write_fits(path: Path, hdus: list) -> Path:
+def write_fits(path: Path, hdus: list, *, ctx) -> Path:
+    """Write ``hdus`` atomically, the primary header stamped with the item's provenance (DATE,
+    PIPEVER, RUNNAME, CONFHASH, CAL<TYPE>...: :mod:`astroflow.provenance`)."""
+    ctx.stamp_fits(hdus[0].header)
     with atomic_path(path) as tmp:
         fits.HDUList(hdus).writeto(tmp)
     return path

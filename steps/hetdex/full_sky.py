@@ -74,7 +74,7 @@ def full_sky_one(ctx, item) -> list[dict]:
                     "n_cont": int(cont.sum()), "avg": avg, "scale": scale, "woff": woff, "sky_path": stem + "sky.fits"})
         lines.append(f"{r['specid']}_{r['ifuslot']}_{r['ifuid']}_{r['amp']} {factor:6.3f} {int(cont.sum()):3d} "
                      f"{avg:6.2f} {scale:6.2f} {woff:5.2f}")
-    write_fits(ctx.product(stem + "sky.fits"), [fits.PrimaryHDU(sky)])
+    write_fits(ctx.product(stem + "sky.fits"), [fits.PrimaryHDU(sky)], ctx=ctx)
     write_text(ctx.product(stem + "amp.dat"), "\n".join(lines) + "\n")
     return out
 

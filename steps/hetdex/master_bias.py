@@ -81,7 +81,7 @@ def master_bias_one(ctx, item) -> dict:
     rel = library.rel("lib_mbias", item["month"], name)
     path = ctx.register_calibration("bias", rel, library.month_start(item["month"]),
                                     {k: item[k] for k in ("specid", "contid", "amp")}, frames=members)
-    write_fits(path, [fits.PrimaryHDU(mb, head), fits.ImageHDU(mask, name="TRAPMASK")])
+    write_fits(path, [fits.PrimaryHDU(mb, head), fits.ImageHDU(mask, name="TRAPMASK")], ctx=ctx)
     if traps:
         text = "".join(f"{item['specid']} {item['contid']} {item['amp']} {t['column'] + 1} {t['mask_from'] + 1} {t['n_hits']}\n"
                        for t in traps)

@@ -47,6 +47,7 @@ def cutouts_one(ctx, item) -> dict:
             er[k, r] = c["calfibe"][i, cols]
     rel = f"ml/im2D_{dv.replace('v', '')}.h5"
     with atomic_path(ctx.product(rel)) as tmp, h5py.File(tmp, "w") as h:
+        ctx.stamp_h5(h)
         h["detectid"] = np.array([d["detectid"] for d in dets], np.int64)
         h["im2D"], h["error2D"], h["wave2D"] = im, er, wv
     return {"datevobs": dv, "n": n, "path": rel}
@@ -73,6 +74,7 @@ def merge(ctx) -> list[dict]:
             for k in arrays:
                 arrays[k].append(h[k][:])
     with atomic_path(ctx.product("release/merged_im2D.h5")) as tmp, h5py.File(tmp, "w") as h:
+        ctx.stamp_h5(h)
         for k, v in arrays.items():
             h.create_dataset(k, data=np.concatenate(v) if v else np.zeros((0,)), compression="gzip")
     return [{"n": int(sum(p["n"] for p in parts)), "path": "release/merged_im2D.h5"}]

@@ -47,7 +47,7 @@ def pixel_flat_one(ctx, item) -> dict:
     head["SPECID"], head["AMP"], head["NFRAMES"] = item["specid"], item["amp"], len(rows)
     path = ctx.register_calibration("pixflat", rel, library.night(rows[0]["date"]),
                                     {"specid": item["specid"], "amp": item["amp"]}, frames=[r["member"] for r in rows])
-    write_fits(path, [fits.PrimaryHDU(pf, head)])
+    write_fits(path, [fits.PrimaryHDU(pf, head)], ctx=ctx)
     return {**item, "n_frames": len(rows), "n_bad_pixels": int((pf == 0).sum()), "boxes": [list(b) for b in boxes],
             "path": str(rel)}
 

@@ -75,7 +75,7 @@ def residuals_one(ctx, item) -> dict:
     head["NEXP"] = (len(multis), "science exposures combined")
     rel = library.rel("lib_res", item["month"], f"res_{item['ifuslot']}_{item['specid']}_{item['amp']}.fits")
     write_fits(ctx.product(rel), [fits.PrimaryHDU(header=head), fits.ImageHDU(flat, name="FLAT"),
-                                  fits.ImageHDU(resid, name="RESIDUAL"), fits.ImageHDU(chi2, name="CHI2")])
+                                  fits.ImageHDU(resid, name="RESIDUAL"), fits.ImageHDU(chi2, name="CHI2")], ctx=ctx)
     finite = resid[np.isfinite(resid)]
     return {"month": item["month"], "ifuslot": item["ifuslot"], "specid": item["specid"], "amp": item["amp"],
             "n_exposures": len(multis), "flat_scale": float(biweight_scale(flat[np.isfinite(flat)])),

@@ -50,13 +50,16 @@ def write_survey(ctx) -> list[dict]:
         index_parts.append(part)
     survey = np.concatenate(survey_rows) if survey_rows else np.zeros(1, L.SHOT)
     with atomic_path(ctx.product(f"release/survey_{rel}.h5")) as tmp, h5py.File(tmp, "w") as h:
+        ctx.stamp_h5(h)
         L.table(h, "Survey", survey)
     index = np.concatenate(index_parts) if index_parts else np.zeros(1, L.FIBER_INDEX)
     with atomic_path(ctx.product(f"release/fiber_index_{rel}.h5")) as tmp, h5py.File(tmp, "w") as h:
+        ctx.stamp_h5(h)
         L.table(h, "FiberIndex", index)
     flags = np.zeros(len(index), L.FIBER_FLAGS)
     flags["fiber_id"], flags["flag"] = index["fiber_id"], True
     with atomic_path(ctx.product("release/fiber_mask.h5")) as tmp, h5py.File(tmp, "w") as h:
+        ctx.stamp_h5(h)
         L.table(h, "Flags", flags)
     # flux limits: biweight 1-sigma point-source noise at 4600 A (1e-17 erg/s/cm^2)
     det = ctx.rows("detections", columns=["shotid", "flux_noise_1sigma"])
@@ -99,7 +102,7 @@ def _fiber_rows(det: dict, obsid_date) -> list[dict]:
     return out
 
 
-def _catalogue(path, dtype, dets: list[dict], title: str, lines: bool) -> None:
+def _catalogue(ctx, path, dtype, dets: list[dict], title: str, lines: bool) -> None:
     det_rows, spec_rows, fib_rows = [], [], []
     for d in dets:
         date, obsid = divmod(d["shotid"], 1000)
@@ -122,6 +125,7 @@ def _catalogue(path, dtype, dets: list[dict], title: str, lines: bool) -> None:
         fib_rows += _fiber_rows(d, (date, obsid))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
         h.attrs["title"] = title
+        ctx.stamp_h5(h)
         L.table(h, "Detections", L.rows(dtype, det_rows))
         L.table(h, "Spectra", L.rows(L.SPECTRA, spec_rows))
         L.table(h, "Fibers", L.rows(L.DET_FIBERS, fib_rows))
@@ -130,11 +134,11 @@ def _catalogue(path, dtype, dets: list[dict], title: str, lines: bool) -> None:
 def write_catalogues(ctx) -> list[dict]:
     rel = ctx.settings.release
     dets = sorted(ctx.rows("detections"), key=lambda d: d["detectid"])
-    _catalogue(ctx.product(f"release/detect_{rel}.h5"), L.DETECTIONS, dets, "HETDEX line detections (astroflow)", True)
+    _catalogue(ctx, ctx.product(f"release/detect_{rel}.h5"), L.DETECTIONS, dets, "HETDEX line detections (astroflow)", True)
     conts = sorted(ctx.rows("continuum"), key=lambda d: d["detectid"])
     for c in conts:
         c.update({"wave": 0.0, "flux": 0.0, "flux_err": 0.0, "sn": 0.0, "linewidth": 0.0})
-    _catalogue(ctx.product("release/continuum_sources.h5"), L.CONTINUUM, conts, "HETDEX continuum sources (astroflow)", False)
+    _catalogue(ctx, ctx.product("release/continuum_sources.h5"), L.CONTINUUM, conts, "HETDEX continuum sources (astroflow)", False)
     return [{"file": f"detect_{rel}.h5", "rows": len(dets)}, {"file": "continuum_sources.h5", "rows": len(conts)}]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 from astropy.io import fits
+from astropy.time import Time
 from scipy import ndimage
 
 from astroflow.errors import ItemError
@@ -87,11 +88,14 @@ def reduce_amp(ctx, item) -> dict:
     clean = np.where(np.isfinite(img) & ~ex["cosmics"], img, ex["model"])
     mf = multiframe(row["specid"], row["ifuslot"], row["ifuid"], row["amp"])
     head = fits.Header()
-    for k in ("date", "obs", "exp", "ifuslot", "specid", "ifuid", "contid", "amp", "exptime", "mjd", "gain"):
+    # DATE is the file's creation time (the FITS standard; written with the provenance cards), so
+    # the night goes in DAY-OBS and the frame's time (its MJD) in DATE-OBS
+    head["DAY-OBS"] = (str(row["date"]), "observing night YYYYMMDD")
+    if row["mjd"] is not None and np.isfinite(row["mjd"]):
+        head["DATE-OBS"] = (Time(row["mjd"], format="mjd", scale="utc").isot[:19], "the frame's MJD, UTC")
+    for k in ("obs", "exp", "ifuslot", "specid", "ifuid", "contid", "amp", "exptime", "mjd", "gain"):
         head[k.upper()[:8]] = row[k]
     head["LEVEL"], head["A2A"] = level, cal["a2a"]
-    for card in ctx.fits_cards():  # code version and the calibrations used
-        head[card[0]] = card[1:]
     n_cosmics = int(ndimage.label(ex["cosmics"], structure=np.ones((3, 3)))[1])
     head["NCOSMIC"] = (n_cosmics, "cosmic-ray hits masked in the extraction")
     rel = f"reduction/{item['datevobs']}/exp{item['expnum']:02d}/{mf}.fits"
@@ -108,7 +112,7 @@ def reduce_amp(ctx, item) -> dict:
         fits.ImageHDU(flat_rect.astype(f32), name="RECT_FLAT"), fits.ImageHDU(sub.astype(f32), name="RECT_SUB"),
         fits.ImageHDU(err.astype(f32), name="RECT_ERR"), fits.ImageHDU(sky, name="RECT_SKY"),
         fits.ImageHDU(f2f.astype(f32), name="RECT_F2F"),
-    ])
+    ], ctx=ctx)
     return {"datevobs": item["datevobs"], "shotid": int(date) * 1000 + int(obs), "expnum": item["expnum"],
             "ifuslot": row["ifuslot"], "specid": row["specid"], "ifuid": row["ifuid"], "contid": row["contid"],
             "amp": row["amp"], "multiframe": mf, "exptime": row["exptime"], "mjd": row["mjd"], "level": level,

@@ -117,6 +117,7 @@ def write_shot(ctx, item) -> dict:
     path = ctx.product(rel)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
         h.attrs["title"] = f"HETDEX shot {dv} (astroflow)"
+        ctx.stamp_h5(h)
         L.table(h, "Shot", L.rows(L.SHOT, [shot_row(ctx, dv, red)]))
         data = h.create_group("Data")
         fibers = L.empty_table(data, "Fibers", L.FIBERS, n_fib, 112)

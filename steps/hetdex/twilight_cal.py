@@ -95,7 +95,7 @@ def twilight_cal_one(ctx, item) -> dict:
         fits.ImageHDU(sigma.astype(np.float32), name="SIGMA"), fits.ImageHDU(wave.astype(np.float64), name="WAVELENGTH"),
         fits.ImageHDU(f2f, name="FIBER_TO_FIBER"), fits.ImageHDU(level, name="TWI_LEVEL"),
         fits.ImageHDU(rect.astype(np.float32), name="TWI_RECT"),
-    ])
+    ], ctx=ctx)
     return {**item, "n_flat": len(flats), "n_arc": len(arcs), "n_twi": len(twis), "trace_rms": tr["rms"],
             "n_bad_trace_blocks": tr["n_bad_blocks"], "flagged": tr["n_bad_blocks"] > 10, "wave_rms": wsol["rms"],
             "n_lines_median": float(np.median(wsol["n_lines"])), "twi_level": level.tolist(), "path": str(rel)}

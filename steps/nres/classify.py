@@ -1,7 +1,8 @@
 """Runbook: the choice of a star's ZERO in zeros.csv and its TEFF/LOGG (banzai-nres ``classify``).
 
 Per extracted science frame: the template its velocities are measured against, and the star's
-TEFF and LOGG.  A star with a ZERO of its own uses the nearest in time.  Otherwise every good ZERO
+TEFF and LOGG.  A star with a ZERO of its own uses the nearest in time (one of the ZERO's own
+exposures is measured against the coadd of the others: choice "own, without this frame").  Otherwise every good ZERO
 in the calibration library is a candidate (for each standard, the one the ZERO policy picks) and the one that
 matches the spectrum best is chosen: the largest matched-filter CCF peak summed over orders
 (:func:`steps.nres.science.rv.template_match`), banzai-nres's criterion for its model grid.
@@ -23,7 +24,7 @@ from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
 from steps.nres.science.rv import template_match
 from steps.nres.spectra import read_spectrum, target
-from steps.nres.template import read_zero
+from steps.nres.template import measured_without, read_zero
 
 SCHEMA = pa.schema([
     ("filename", pa.string()), ("object", pa.string()), ("template", pa.string()), ("template_path", pa.string()),
@@ -41,7 +42,8 @@ def classify_frame(ctx, item) -> dict:
     star = target(ctx, ext["object"])
     at = datetime.fromisoformat(ext["dateobs"])
     try:
-        path, chosen, choice, match, n = ctx.calibration("ZERO", at, target=star.name), star.name, "own", np.nan, 1
+        path, chosen, match, n = ctx.calibration("ZERO", at, target=star.name), star.name, np.nan, 1
+        choice = "own" if measured_without(ctx, path, item["filename"]) is None else "own, without this frame"
     except NoCalibration:
         by_target = ctx.calibration_candidates("ZERO", at, by="target")
         if not by_target:

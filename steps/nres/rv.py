@@ -3,7 +3,8 @@
 Per extracted science frame: the star's row in targets.csv (a missing or malformed row fails the
 item with the reason: no RV, the night goes on), the barycentric correction and BJD_TDB at the
 exposure midpoint for the site (astropy, Wright & Eastman 2014), the cross-correlation against
-the ZERO the ``classify`` step chose (the star's own, or the best-matching standard's):
+the ZERO the ``classify`` step chose (the star's own, or the best-matching standard's; for one
+of the ZERO's own exposures, the coadd of its other exposures):
 -2000..2000 km/s at 1 km/s, then +-2 km/s at 1 m/s, order peaks 4-sigma clipped,
 RVERR = std/sqrt(N); RV = v + BC + v BC / c.  TEFF and LOGG are classify's, CLASSIFY names the
 template.  Writes banzai-nres's ``...-1d.fits`` (RV, RVERR in m/s, BARYCORR in m/s, TCORR
@@ -25,7 +26,7 @@ from astroflow.step import FanOut, Resources
 from steps.nres.science.barycentric import apply_correction
 from steps.nres.science.rv import measure_rv
 from steps.nres.spectra import barycentre, read_spectrum, target
-from steps.nres.template import read_zero
+from steps.nres.template import zero_for
 
 SCHEMA = pa.schema([
     ("filename", pa.string()), ("site", pa.string()), ("instrument", pa.string()), ("object", pa.string()),
@@ -50,7 +51,8 @@ def rv_frame(ctx, item) -> dict:
     rv = rv_err = np.nan
     n_orders, template, ccf = 0, "", None
     if ctx.settings.do_rv:
-        zero = read_zero(ctx.calibration("ZERO", datetime.fromisoformat(ext["dateobs"]), target=cls["template"]))
+        zero = zero_for(ctx, ctx.calibration("ZERO", datetime.fromisoformat(ext["dateobs"]), target=cls["template"]),
+                        item["filename"])
         m = measure_rv(spec["wavelength"], spec["normflux"], spec["normuncertainty"], zero, mask=spec["mask"],
                        order_labels=spec["order"])
         rv = float(apply_correction(m["rv"], bc["barycorr"]))

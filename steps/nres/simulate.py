@@ -15,7 +15,8 @@
 and returns the settings that reduce the first site (``data_root, site, instrument, start,
 end, targets``; one run reduces one site).
 
-Each night and site: 5 BIAS, 5 DARK (900 s), 5 LAMPFLAT ``tung&tung&none`` and 5
+Each night and site: 5 BIAS, 5 DARK (900 s; 10 and 10 at full size, a site's nightly stacking
+as the benchmark measures it), 5 LAMPFLAT ``tung&tung&none`` and 5
 ``none&tung&tung`` (60 s), the DOUBLEs ``thar&thar&none`` and ``none&thar&thar`` (120 s), then the
 template star HD38858 (5 exposures at S/N ~200 on the first night, 2 at S/N ~50 on the others)
 and five science stars at S/N ~100, each with the simultaneous ThAr in fiber 1 and a drift of
@@ -82,6 +83,7 @@ DEFECTS = get_args(Defect)
 DAY0 = dt.date(2024, 1, 22)
 TEMPLATE_SNR = (200.0, 50.0)  # first night, other nights
 TEMPLATE_N = (5, 2)
+CALIBRATION_COUNTS = {"small": (5, 5), "full": (10, 10)}  # biases and darks per night, by detector format
 SCIENCE_SNR = 100.0
 FLAT_PEAK_E = 1.1e5  # electrons per column of the brightest fiber and order in a 60 s flat
 THAR_E_PER_AMPLITUDE = 55.0  # electrons per unit of the list's amplitude at peak efficiency, 120 s DOUBLE
@@ -418,7 +420,8 @@ def night_frames(ctx: SiteContext, night: int, first_site: bool, last_night: boo
     day = DAY0 + dt.timedelta(days=night)
     k = min(night, 1)
     stars = [(TEMPLATE, TEMPLATE_N[k], TEMPLATE_SNR[k])] + [(s, 1, SCIENCE_SNR) for s in sorted(SCIENCE, key=lambda s: s.ra)]
-    regular = plan_night(site, day, stars, ctx.electrons_at_snr)
+    n_bias, n_dark = CALIBRATION_COUNTS[ctx.unit.geometry.name]
+    regular = plan_night(site, day, stars, ctx.electrons_at_snr, n_bias=n_bias, n_dark=n_dark)
     frames = [Frame(e, n + 1) for n, e in enumerate(regular)]
     if first_site and last_night and "two_flats" in defects:
         lost = [n for n, f in enumerate(frames) if f.exposure.fibers == ("none", "tung", "tung")][2:]

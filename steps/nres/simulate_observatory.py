@@ -138,8 +138,9 @@ def transit(site: Site, ra_deg: float, after: dt.datetime) -> dt.datetime:
 
 
 def plan_night(site: Site, day: dt.date, stars: list[tuple[Star, int, float]],
-               electrons_at_snr: Callable[[float], float]) -> list[Exposure]:
-    """The regular frames of one night (DAY-OBS ``day``): the calibration block, then each of
+               electrons_at_snr: Callable[[float], float], n_bias: int = 5, n_dark: int = 5) -> list[Exposure]:
+    """The regular frames of one night (DAY-OBS ``day``): the calibration block (``n_bias``
+    biases, ``n_dark`` darks, 5 flats per fiber state, two DOUBLEs), then each of
     ``stars`` = [(star, exposures, S/N)] as close to its transit as the night and the stars
     before it allow (in order of the wanted start)."""
     out: list[Exposure] = []
@@ -152,10 +153,10 @@ def plan_night(site: Site, day: dt.date, stars: list[tuple[Star, int, float]],
         t = t + dt.timedelta(seconds=exptime + step)
 
     none = ("none", "none", "none")
-    for _ in range(5):
+    for _ in range(n_bias):
         add("BIAS", "b00", none, 0.0, BIAS_STEP_S)
     block += 1
-    for _ in range(5):
+    for _ in range(n_dark):
         add("DARK", "d00", none, 900.0, READ_S)
     for state in (("tung", "tung", "none"), ("none", "tung", "tung")):
         block += 1

@@ -14,6 +14,7 @@ hand-set Flags "0100" turned off).
 from __future__ import annotations
 
 from datetime import timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -48,12 +49,12 @@ def template_sets(ctx) -> list[dict]:
             if (k[0] in named if named else len(v) >= s.template_min_frames)]
 
 
-def make_template(ctx, item) -> dict:
-    star = target(ctx, item["target"])
-    if star.rv is None:
-        raise ItemError(f"target {star.name} has no catalogue RV in targets.csv: it cannot be a standard")
+def coadd(ctx, star, frames: list[str]) -> dict:
+    """The ZERO of ``star`` from the extracted spectra of ``frames`` (file names), each shifted to
+    rest with its observed velocity: :func:`make_zero`'s arrays, the orders, the star's name and
+    the mean BJD_TDB ``jdate``."""
     waves, fluxes, uncs, vels, times = [], [], [], [], []
-    for name in item["frames"]:
+    for name in frames:
         frame = ctx.row("index", filename=name)
         spec = read_spectrum(ctx.run_dir / ctx.row("extract", filename=name)["path"])
         bc = barycentre(frame, star)
@@ -62,20 +63,29 @@ def make_template(ctx, item) -> dict:
         uncs.append(spec["normuncertainty"])
         vels.append(float(observed_velocity(star.rv * 1000.0, bc["barycorr"])))
         times.append(bc["bjd_tdb"])
-    zero = make_zero(waves, fluxes, uncs, vels)
-    jdate = float(np.mean(times))
+    return {**make_zero(waves, fluxes, uncs, vels), "order": spec["order"], "name": star.name,
+            "jdate": float(np.mean(times))}
+
+
+def make_template(ctx, item) -> dict:
+    star = target(ctx, item["target"])
+    if star.rv is None:
+        raise ItemError(f"target {star.name} has no catalogue RV in targets.csv: it cannot be a standard")
+    zero = coadd(ctx, star, item["frames"])
+    jdate = zero["jdate"]
     at = Time(jdate, format="jd").to_datetime(timezone=timezone.utc)
     name = f"zero_{star.name}_{item['site']}{item['instrument']}_{item['day_obs']}.fits"
     path = ctx.register_calibration("ZERO", reduced_path(item, "ZERO", name), at,
-                                    {"target": star.name, "teff": star.teff, "logg": star.logg},
+                                    {"target": star.name, "teff": star.teff, "logg": star.logg,
+                                     **{k: item[k] for k in ("site", "instrument", "camera")}},
                                     frames=item["frames"])
     head = fits.Header()
     head["OBJECT"], head["NAVG"], head["JDATE"] = star.name, len(item["frames"]), jdate
     head["TEFF"], head["LOGG"] = star.teff or -99.9, star.logg or -99.9
     for card in ctx.fits_cards():
         head[card[0]] = card[1:]
-    table = Table({"order": read_spectrum(ctx.run_dir / ctx.row("extract", filename=item["frames"][0])["path"])["order"],
-                   "wavelength": zero["wavelength"], "flux": zero["flux"], "uncertainty": zero["uncertainty"]})
+    table = Table({"order": zero["order"], "wavelength": zero["wavelength"], "flux": zero["flux"],
+                   "uncertainty": zero["uncertainty"]})
     with atomic_path(path) as tmp:
         fits.HDUList([fits.PrimaryHDU(header=head), fits.BinTableHDU(table, name="ZERO")]).writeto(tmp)
     return {**{k: item[k] for k in ("target", "site", "instrument", "camera", "day_obs")},
@@ -88,6 +98,22 @@ def read_zero(path) -> dict:
         t = h["ZERO"].data
         return {"wavelength": np.array(t["wavelength"], float), "flux": np.array(t["flux"], float),
                 "order": np.array(t["order"]), "name": h[0].header["OBJECT"]}
+
+
+def measured_without(ctx, path, filename: str) -> list[str] | None:
+    """The other exposures of the ZERO at ``path`` when the frame ``filename`` is one of them (and
+    not its only one), else None: a frame measured against a ZERO that holds it is correlated with
+    its own noise, pulled towards the catalogue velocity with an RVERR too small."""
+    members = [Path(f).name for f in ctx.library().get(path).frames]
+    return [m for m in members if m != filename] if filename in members and len(members) > 1 else None
+
+
+def zero_for(ctx, path, filename: str) -> dict:
+    """The ZERO at ``path`` to measure the frame ``filename`` against: the file, or, for one of its
+    own exposures, the coadd of the others (:func:`measured_without`)."""
+    zero = read_zero(path)
+    others = measured_without(ctx, path, filename)
+    return zero if others is None else coadd(ctx, target(ctx, zero["name"]), others)
 
 
 template = FanOut("template", inputs=("extract", "index"), items=template_sets, process=make_template,

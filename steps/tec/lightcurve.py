@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from astroflow.filters import mad_std
 from steps.tec.dvts import bin_factor_for, header_value, open_fits
 from steps.tec.products import ProductError
 
@@ -160,7 +161,7 @@ def saturated_pixels(flux_binned: np.ndarray, valid: np.ndarray) -> tuple[np.nda
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.median(f, axis=0)
         d = np.diff(f, axis=0)
-        mad = np.median(np.abs(d - np.median(d, axis=0)), axis=0) / 0.6744897501960817
+        mad = mad_std(d, axis=0)
         sat = (med > 1000.0) & (np.log10(mad / med) < -3.5)
     return sat.astype(np.int8), med
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 from astroflow.atomic import write_text
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources, StepParams
+from astroflow.units import with_units
 from steps.tec.modshift_figure import plot_modshift
 from steps.tec.science.modshift import OUTPUT_KEYS, run_modshift
 from steps.tec.science.modshift_verdict import modshift_verdict
@@ -40,13 +41,20 @@ RUNS = {"med": 1, "alt": 2}
 VERDICT = [("primary_good", pa.bool_()), ("primary_reason", pa.int32()), ("secondary_good", pa.bool_()),
            ("secondary_reason", pa.int32()), ("override", pa.bool_()), ("override_reason", pa.int32()),
            ("albedo_p5", pa.float64()), ("albedo_p50", pa.float64())]
-SCHEMA = pa.schema(
+SCHEMA = with_units(pa.schema(
     [("tic", pa.int64()), ("planet_number", pa.int32()), ("n_points", pa.int32()),
      ("trp_success", pa.bool_()), ("trp_epoch", pa.float64()), ("trp_depth_ppm", pa.float64()),
      ("trp_duration_h", pa.float64()), ("trp_flat_ratio", pa.float64()),
      ("modshift_valid", pa.bool_()), ("half_period_retry", pa.bool_())]
     + [(k, pa.float64()) for k in OUTPUT_KEYS] + VERDICT + [("figure", pa.string())]
-)
+), {
+    "tic": (None, "TESS Input Catalog id"), "planet_number": (None, "DV planet (TCE) number"),
+    "trp_epoch": ("d", "trapezoid fit epoch, BTJD"), "trp_depth_ppm": ("ppm", "trapezoid fit depth"),
+    "trp_duration_h": ("h", "trapezoid fit duration"), "trp_flat_ratio": ("", "flat bottom over total duration"),
+    **{k: ("", "significance in units of the depth noise") for k in OUTPUT_KEYS if k.startswith("sigma_")},
+    **{k: ("", "phase, in units of the period, in (-0.25, 0.75]") for k in OUTPUT_KEYS if k.startswith("phase_")},
+    "sec_depth": ("", "secondary depth, relative flux"), "sec_depth_err": ("", "uncertainty of sec_depth"),
+})
 
 
 class ModshiftParams(StepParams):

@@ -22,13 +22,21 @@ import pyarrow as pa
 
 from astroflow.atomic import write_table, write_text
 from astroflow.step import Step
+from astroflow.units import column, schema
 from steps.tec.science.federation import known_flag
 from steps.tec.science.ranking import TceEvidence, min_pdc_noise, rank_score, tce_flags
 from steps.tec.vetted import not_vetted_reason, triage_rows
 
-SCHEMA = pa.schema([("tic", pa.int64()), ("planet_number", pa.int32()), ("tier", pa.int8()),
-                    ("rank", pa.float64()), ("known_flag", pa.int8()), ("flags", pa.list_(pa.string())),
-                    ("triage_reason", pa.string())])
+SCHEMA = schema(
+    column("tic", pa.int64(), description="TESS Input Catalog id"),
+    column("planet_number", pa.int32(), description="DV planet (TCE) number"),
+    column("tier", pa.int8(), description="1: no flag; 2: flags but no secondary; 3: the rest; null: not ranked"),
+    column("rank", pa.float64(), "", "1 + mean of seven log10 ramps (higher: more planet-like)"),
+    column("known_flag", pa.int8(), description="1 TOI federated; -1 TOI not federated; 3 TOI other PN; "
+                                                "2 known planet; 4 known planet other PN"),
+    column("flags", pa.list_(pa.string()), description="the ranking flags raised"),
+    column("triage_reason", pa.string(), description="why the TCE is not ranked (\"pass\": ranked)"),
+)
 GATHER = ["tic", "planet_number", "at_valid", "trp_valid", "at_effflux", "at_rp", "mes", "tmag", "at_dur",
           "rstar", "logg", "at_period", "at_snr", "at_depth", "trp_depth", "cent_oot_offset", "cent_oot_offset_e",
           "cent_tic_offset", "cent_tic_offset_e"]

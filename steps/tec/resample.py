@@ -10,12 +10,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 from astroflow.step import FanOut, Resources
+from astroflow.units import with_units
 from steps.tec.dvts import bin_dvt, read_dvt
 from steps.tec.tces import product_items
 from steps.tec.settings import CADENCE_MINUTES
 
 F32 = pa.list_(pa.float32())
-SCHEMA = pa.schema([
+SCHEMA = with_units(pa.schema([
     ("tic", pa.int64()), ("planet_number", pa.int32()), ("sector", pa.int32()), ("factor", pa.int32()),
     ("cadence_no", pa.list_(pa.int64())), ("cadence_beg", pa.list_(pa.int64())),
     ("cadence_end", pa.list_(pa.int64())), ("time", pa.list_(pa.float64())),
@@ -23,7 +24,17 @@ SCHEMA = pa.schema([
     ("model_init", F32), ("model_white", F32), ("phase", F32),
     ("pdc_flux", pa.list_(pa.float64())), ("pdc_flux_err", F32), ("deweights", F32),
     ("quality", pa.list_(pa.int32())), ("momentum_dump", pa.list_(pa.bool_())), ("valid", pa.list_(pa.bool_())),
-])
+]), {
+    "tic": (None, "TESS Input Catalog id"), "planet_number": (None, "DV planet (TCE) number"),
+    "factor": (None, "cadences per 10-minute bin"),
+    "time": ("d", "BTJD (BJD - 2457000) of each bin"),
+    "lc_init": ("", "DV initial flux, relative (about 0)"), "lc_init_err": ("", "uncertainty of lc_init"),
+    "lc_white": ("", "DV whitened flux"), "lc_detrend": ("", "DV median-detrended flux + 1"),
+    "model_init": ("", "DV transit model"), "model_white": ("", "DV whitened transit model"),
+    "phase": ("d", "time from the nearest transit, in [-0.25 P, 0.75 P]"),
+    "pdc_flux": ("electron / s", "PDCSAP flux, summed over the bin's cadences"), "pdc_flux_err": ("electron / s", "uncertainty of pdc_flux"),
+    "quality": (None, "SPOC QUALITY bits, OR of the bin"), "valid": (None, "bin usable"),
+})
 
 BIN_FACTOR = {"2min": 5, "200s": 3, "10min": 1}
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources
+from astroflow.units import with_units
 from steps.tec.science.sesmes import ses_mes_stats
 from steps.tec.science.skyline import bad_cadence_mask
 from steps.tec.tces import tce_rows
@@ -26,12 +27,35 @@ SCALARS = ["valid_alt_det", "valid_ses", "new_mes", "new_ntran", "ses2mes", "mn_
            "chases_sumry", "new_mes_r", "ses2mes_r", "mn_mes_r", "mn_ses2mn_mes_r", "chases_sumry_r", "cdpp_ppm"]
 INTS = {"valid_alt_det", "valid_ses", "new_ntran"}
 ARRAYS = ["transit_times", "transit_ses", "transit_peak_times", "transit_chases"]
-SCHEMA = pa.schema(
+SCHEMA = with_units(pa.schema(
     [("tic", pa.int64()), ("planet_number", pa.int32())]
     + [(k, pa.int32() if k in INTS else pa.float64()) for k in SCALARS]
     + [("time", pa.list_(pa.float64())), ("alt_detrend", pa.list_(pa.float32()))]
     + [(k, pa.list_(pa.float64())) for k in ARRAYS]
-)
+), {
+    "tic": (None, "TESS Input Catalog id"),
+    "planet_number": (None, "DV planet (TCE) number on the TIC"),
+    "valid_alt_det": (None, "1 when the alternative detrending ran (enough valid bins, P > 0.3 d, T/P < 0.2)"),
+    "valid_ses": (None, "1 when the SES/MES statistic could be computed"),
+    "new_mes": ("", "multiple-event statistic of the TEC detrending (sigma)"),
+    "new_ntran": (None, "transits that contribute to new_mes"),
+    "ses2mes": ("", "largest single-event statistic over new_mes"),
+    "mn_mes": ("", "MES with the mean noise"),
+    "mn_ses2mn_mes": ("", "largest SES over MES, both with the mean noise"),
+    "chases_sumry": ("", "CHASES summary: median per-transit uniqueness of the SES peak"),
+    "new_mes_r": ("", "new_mes of the injected reference signal"),
+    "ses2mes_r": ("", "ses2mes of the injected reference signal"),
+    "mn_mes_r": ("", "mn_mes of the injected reference signal"),
+    "mn_ses2mn_mes_r": ("", "mn_ses2mn_mes of the injected reference signal"),
+    "chases_sumry_r": ("", "chases_sumry of the injected reference signal"),
+    "cdpp_ppm": ("ppm", "combined differential photometric precision at the search duration"),
+    "time": ("d", "BTJD (BJD - 2457000) of each 10-minute bin"),
+    "alt_detrend": ("", "relative flux of the TEC detrending (1 = out of transit)"),
+    "transit_times": ("d", "BTJD of each predicted transit"),
+    "transit_ses": ("", "single-event statistic of each transit (sigma)"),
+    "transit_peak_times": ("d", "BTJD of each transit's SES peak"),
+    "transit_chases": ("", "CHASES of each transit"),
+})
 
 
 WEAK_SECONDARY = ["ws_phase_d", "ws_mes", "ws_threshold"]

@@ -51,13 +51,16 @@ def links(tic: int, ra: float, dec: float) -> list[tuple[str, str]]:
 
 
 def sexagesimal(ra: float, dec: float) -> str:
+    """``01h01m00.00s +05d30m00.0s`` for RA, Dec in degrees, by ``astropy.coordinates.Angle`` (the
+    rounding carries into the minutes and hours: 15.25 deg is 01h01m00.00s, never 01h00m60.00s)."""
     if not (math.isfinite(ra) and math.isfinite(dec)):
         return "-"
-    h = ra / 15.0
-    sign = "-" if dec < 0 else "+"
-    d = abs(dec)
-    return (f"{int(h):02d}h{int(h * 60) % 60:02d}m{(h * 3600) % 60:05.2f}s "
-            f"{sign}{int(d):02d}d{int(d * 60) % 60:02d}m{(d * 3600) % 60:04.1f}s")
+    import astropy.units as u
+    from astropy.coordinates import Angle
+
+    hours = round(Angle(ra, u.deg).hour * 360000) / 360000 % 24  # 23h59m59.999s prints as 00h00m00.00s
+    return (Angle(hours, u.hourangle).to_string(unit=u.hourangle, sep="hms", precision=2, pad=True)
+            + " " + Angle(dec, u.deg).to_string(unit=u.deg, sep="dms", precision=1, pad=True, alwayssign=True))
 
 
 def gaia_neighbours(ra: float, dec: float, radius_arcsec: float, timeout_s: float) -> list[dict]:

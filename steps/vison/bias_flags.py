@@ -64,7 +64,8 @@ def inventory_flags(book: FlagBook, frames: list[dict], test: str, ccd: int, ser
     if found and len(found) < struct.frames:
         book.add("MISSDATA", "inventory", f"{len(found)} frames of {test} in the EXP_LOG, the structure has "
                  f"{struct.frames}", ccd=ccd, value=len(found), limit=struct.frames)
-    bad_exp = [f["obsid"] for f in found if f["exptime"] is not None and f["exptime"] != struct.exptime]
+    bad_exp = [f["obsid"] for f in found if struct.exptime is not None and f["exptime"] is not None
+               and f["exptime"] != struct.exptime]
     if bad_exp:
         book.add("WRONGTEST", "inventory", f"exposure time is not {struct.exptime:g} s in ObsIDs {_ranges(bad_exp)}",
                  ccd=ccd)
@@ -152,8 +153,8 @@ def hk_flags(book: FlagBook, rows: list[dict], ccd: int) -> None:
                  value=f"{r['min']:.4g}..{r['max']:.4g}")
 
 
-def crash_flags(book: FlagBook, ctx, test: str, ccd: int) -> None:
-    for step in (*SUBTASKS, "hk"):
+def crash_flags(book: FlagBook, ctx, test: str, ccd: int, subtasks: tuple[str, ...] = SUBTASKS) -> None:
+    for step in (*subtasks, "hk"):
         item = test if step == "hk" else f"{test}:{ccd}"
         for e in ctx.errors(step):
             if e["item"] == item:

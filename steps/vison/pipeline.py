@@ -1,4 +1,4 @@
-"""vison (Euclid VIS ground calibration): ELVIS day folders -> the Tasks' offsets, RON, flags, masters.
+"""vison (Euclid VIS ground calibration): ELVIS day folders -> the Tasks' offsets, RON, gain, flags, masters.
 
     astroflow run vison --data-root DAYFOLDER --tests BIAS01,BIAS02 --out RUN
     astroflow demo vison --out RUN          # a simulated day, same pipeline
@@ -19,6 +19,10 @@ from steps.vison.bias_prep import bias_prep
 from steps.vison.calibrations import CALIBRATIONS
 from steps.vison.hk import hk
 from steps.vison.inventory import inventory
+from steps.vison.ptc_check import ptc_check
+from steps.vison.ptc_extract import ptc_extract
+from steps.vison.ptc_flags import ptc_flags
+from steps.vison.ptc_meta import ptc_meta
 from steps.vison.report import run_report_section
 from steps.vison.settings import VisonSettings
 from steps.vison.simulation import VisonSimulation, simulate
@@ -40,5 +44,9 @@ VISON = Pipeline(
         bias_basic,   # BIAS0X basic: 2-D bias model, RON
         bias_meta,    # BIAS0X meta: master bias, registered in the calibration library
         bias_flags,   # BIAS0X compliance: flags with their reasons
+        ptc_check,    # PTC0X check: offsets and fluence of every flat (fan-out by test and CCD)
+        ptc_extract,  # PTC0X extract_PTC: pair variance against signal, per tile
+        ptc_meta,     # PTC0X meta: PTC fit, gain with its error, full well
+        ptc_flags,    # PTC0X compliance: flags with their reasons
     ],
 )

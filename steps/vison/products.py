@@ -22,6 +22,11 @@ CONTRACT = {
                       ("ron_err_adu", pa.float64()), ("n_frames", pa.int32())]),
     "flags": pa.schema([("task", pa.string()), ("ccd", pa.int8()), ("quadrant", pa.string()), ("flags", pa.int64()),
                         ("flag_names", pa.list_(pa.string())), ("reasons", pa.list_(pa.string()))]),
+    "fluences": pa.schema([("obsid", pa.int64()), ("ccd", pa.int8()), ("quadrant", pa.string()),
+                           ("exptime", pa.float64()), ("offset_adu", pa.float64()), ("fluence_adu", pa.float64()),
+                           ("n_saturated", pa.int64())]),
+    "gain": pa.schema([("ccd", pa.int8()), ("quadrant", pa.string()), ("gain_e_per_adu", pa.float64()),
+                       ("gain_err", pa.float64()), ("fwc_adu", pa.float64()), ("n_pairs", pa.int32())]),
     "hk": pa.schema([("obsid", pa.int64()), ("key", pa.string()), ("mean", pa.float64()), ("std", pa.float64()),
                      ("min", pa.float64()), ("max", pa.float64()), ("ool", pa.bool_())]),
 }

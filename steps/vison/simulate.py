@@ -449,8 +449,13 @@ def _write_texts(folder: Path, frames: list[Scheduled], rows: dict, faults: _Fau
 
 
 def simulate_day(out: str | Path, *, full_size: bool = False, seed: int = 0, faults: Iterable[str] = (),
-                 tests: Iterable[str] = FIRST_WAVE, max_frames: int | None = None) -> SimulatedDay:
-    """Write one simulated ELVIS day folder and its truth under ``out`` (see the module docstring)."""
+                 tests: Iterable[str] = FIRST_WAVE, max_frames: int | None = None,
+                 image_size: tuple[int, int] | None = None) -> SimulatedDay:
+    """Write one simulated ELVIS day folder and its truth under ``out`` (see the module docstring).
+
+    ``image_size`` (columns, rows of each quadrant's image area) sets another reduced geometry
+    than the default 128 x 64, e.g. for a PTC whose gain must be known to a few 0.1 %: the pair
+    variances' precision goes with the pixels per quadrant."""
     names, tests = tuple(faults), tuple(tests)
     unknown = [f for f in names if f not in FAULTS]
     if unknown:
@@ -465,6 +470,11 @@ def simulate_day(out: str | Path, *, full_size: bool = False, seed: int = 0, fau
         raise ValueError(f"faults need at least 8 frames of the first test ({tests[0]})")
     placed = _Faults.place(names, first)
     geometry = FULL if full_size else SMALL
+    if image_size is not None and not full_size:
+        cols, rows_ = image_size
+        if cols < 2 or rows_ < 2 or (cols, rows_) > (IMAGE_COLS, IMAGE_ROWS):
+            raise ValueError(f"image_size {image_size} is not within 2 x 2 .. {IMAGE_COLS} x {IMAGE_ROWS}")
+        geometry = Geometry(PRESCAN, cols, 20, rows_, PARALLEL_OVERSCAN)
     out = Path(out)
     folder = out / f"{DAY:%d_%b_%y}"
     folder.mkdir(parents=True, exist_ok=True)

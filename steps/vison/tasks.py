@@ -10,8 +10,9 @@ data analysed as found).
 
 Specific names resolve to a generic one by rule: the exact name first, then the name cut at its
 first ``_`` (``BIAS02_fwd`` -> ``BIAS02``, ``PTC02_730`` -> ``PTC02``), then the aliases
-(``PTC02`` -> ``PTC02WAVE``).  Only the BIAS Task is implemented; the first-wave names are
-listed so that a configuration naming them fails with "not implemented yet", not "unknown".
+(``PTC02`` -> ``PTC02WAVE``).  BIAS0X (BIAS01, BIAS02) and PTC0X (PTC01) are implemented; the
+other first-wave names are listed so that a configuration naming them fails with "not
+implemented yet", not "unknown".
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Structure:
-    """A test's default acquisition (vison's ``build_scriptdict``)."""
+    """A test's default acquisition (vison's ``build_scriptdict``): the frames, the exposure time
+    (None where it varies, as in a PTC), the readout mode and, for flats, the fluence levels
+    (per cent of the full well, frames at each)."""
 
     frames: int
-    exptime: float = 0.0
+    exptime: float | None = 0.0
     rdmode: str | None = None
+    levels: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,13 @@ class Task:
 BIAS0X = Task("BIAS0X", "bias", ("check", "prep", "basic", "meta"),
               {"BIAS01": Structure(10, 0.0, "fwd_bas"), "BIAS02": Structure(10, 0.0, "rwd_bas")})
 
-TASKS: dict[str, Task] = {"BIAS01": BIAS0X, "BIAS02": BIAS0X}
-NOT_YET = ("DARK01", "PTC01", "PTC02WAVE", "NL02", "FLAT01", "CHINJ01", "TP01", "COSMETICS00")
+PTC01_LEVELS = tuple((f, 10 if f < 100 else 4) for f in (5.0, 10.0, 20.0, 30.0, 50.0, 70.0, 80.0, 90.0, 100.0, 110.0,
+                                                           120.0))
+PTC0X = Task("PTC0X", "ptc", ("check", "extract", "meta"),
+             {"PTC01": Structure(sum(n for _, n in PTC01_LEVELS), None, "fwd_bas", PTC01_LEVELS)})
+
+TASKS: dict[str, Task] = {"BIAS01": BIAS0X, "BIAS02": BIAS0X, "PTC01": PTC0X}
+NOT_YET = ("DARK01", "PTC02WAVE", "NL02", "FLAT01", "CHINJ01", "TP01", "COSMETICS00")
 ALIASES = {"PTC02": "PTC02WAVE"}
 
 

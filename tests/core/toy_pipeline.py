@@ -20,6 +20,7 @@ from astroflow.atomic import write_text
 from astroflow.errors import ItemError, Skip
 from astroflow.pipeline import DataRoot, Pipeline, Settings
 from astroflow.step import FanOut, Step, StepParams
+from astroflow.units import column, schema
 
 
 class ToySettings(Settings):
@@ -88,7 +89,8 @@ def total(ctx):
     return [{"n": t.num_rows, "sum": ctx.settings.scale * sum(t.column("sq").to_pylist())}]
 
 
-SQUARE_SCHEMA = pa.schema([("i", pa.int64()), ("sq", pa.int64()), ("pid", pa.int64())])
+SQUARE_SCHEMA = schema(column("i", pa.int64(), description="the number"),
+                       column("sq", pa.int64(), "m2", "its square, as if the number were metres"), ("pid", pa.int64()))
 
 TOY = Pipeline(
     "toy",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from astroflow import config, runner
+from astroflow.calib import Library
 from steps.nres import scoring
 from steps.nres.pipeline import NRES
 
@@ -54,6 +57,20 @@ def test_barycentric_correction_within_1_m_s_and_radial_velocities(demo):
     assert 0.5 < chi < 2.0, scores  # RVERR within a factor 2 of the scatter
 
 
+def test_the_template_stars_own_exposures_are_measured_without_themselves(demo):
+    """Each of the 5 exposures in the template star's ZERO is measured against the coadd of the
+    other 4: against a ZERO holding itself a frame is pulled towards the catalogue velocity
+    (the RV error shrinks towards 0 and RVERR is too small, chi >> 1 across those frames)."""
+    out, sim = demo
+    stars = {s["name"]: s for s in sim.table("stars")}
+    own = [s for s in scoring.velocities(out, sim.truth) if stars[s["object"]]["role"] == "template"
+           and s["snr"] > 150]
+    assert len(own) == 5
+    chi = float(np.sqrt(np.mean([(s["rv_error"] / s["rv_err"]) ** 2 for s in own])))
+    assert 0.3 < chi < 3.0, own
+    assert float(np.sqrt(np.mean([s["rv_error"] ** 2 for s in own]))) < 10.0, own
+
+
 def test_classify_summaries_and_the_night_page(demo):
     """Each science frame's template and TEFF/LOGG (the template star's own ZERO for its frames,
     the best-matching standard's for the others), its -summary.pdf, and one page per night that
@@ -64,9 +81,12 @@ def test_classify_summaries_and_the_night_page(demo):
     stars = {s["name"]: s for s in sim.table("stars")}
     rows = rundir.read_dataset(out / "classify").to_pylist()
     assert len(rows) == 17
+    in_zero = {Path(f).name for c in Library.for_run(out).list("ZERO") for f in c.frames}
+    assert len(in_zero) == 5  # the template star's first night
     for r in rows:
         own = stars[r["object"]]["role"] == "template"
-        assert r["choice"] == ("own" if own else "best match") and r["template"] in stars, r
+        expected = ("own, without this frame" if r["filename"] in in_zero else "own") if own else "best match"
+        assert r["choice"] == expected and r["template"] in stars, r
         assert r["teff"] == stars[r["object"]]["teff"] and r["teff_source"] == "targets.csv"
         assert own or (r["n_candidates"] >= 1 and r["match"] > 0)
     summaries = rundir.read_dataset(out / "summary").to_pylist()
@@ -81,3 +101,29 @@ def test_classify_summaries_and_the_night_page(demo):
         frames = [r["filename"] for r in science if r["day_obs"] == n["day_obs"]]
         assert n["n_science"] == len(frames) and n["n_rv"] == sum(1 for r in rv if r["filename"] in frames)
         assert n["n_masters"] >= 5 and (out / n["path"]).read_bytes()[:5] == b"%PDF-"
+
+
+def test_the_library_is_written_out_as_standards_and_zeros_csv(demo):
+    """The IDL pipeline's csv/standards.csv and csv/zeros.csv, read back through their validated
+    models: one row per calibration of the site in the library, file names relative to the site's
+    reduced directory, usable flags, the ZERO's star with its colours from targets.csv."""
+    import dataclasses
+
+    from steps.nres.tables import from_library, read_standards, read_targets, read_zeros
+
+    out, sim = demo
+    site = out / "reduced" / sim.settings["site"] / sim.settings["instrument"]
+    standards, zeros = read_standards(site / "csv/standards.csv"), read_zeros(site / "csv/zeros.csv")
+    lib = Library.for_run(out)
+    assert sorted(s.filename for s in standards) == sorted(
+        str(Path(c.path).relative_to(site.resolve())) for c in lib.list() if c.type != "ZERO"
+        and Path(c.path).is_relative_to(site.resolve()))
+    assert {s.type for s in standards} >= {"BIAS", "DARK", "FLAT", "DOUBLE", "TRIPLE", "TRACE"}
+    assert all(s.usable and (site / s.filename).is_file() and s.navg >= 1 for s in standards)
+    star = read_targets(sim.settings["targets"])[0]["HD38858"]
+    assert [(z.target, z.navg, z.usable) for z in zeros] == [("HD38858", 5, True)]
+    assert abs(zeros[0].bmv - (star.bmag - star.vmag)) < 1e-3 and zeros[0].jmk == -99.9
+    assert zeros[0].teff == star.teff and (site / zeros[0].filename).is_file()
+    bias = next(c for c in lib.list("BIAS") if Path(c.path).is_relative_to(site.resolve()))
+    marked, _ = from_library([dataclasses.replace(bias, is_bad=True)], site.resolve(), {})
+    assert [(s.type, s.flags, s.usable) for s in marked] == [("BIAS", "0000", False)]  # mark-bad turns Flags off

@@ -67,6 +67,10 @@ def test_the_same_products_on_sqlite_and_postgresql(night, tmp_path, postgres_da
     assert rv_values(outs["sqlite"]) == rv_values(outs["postgresql"])
     cal = {n: sorted(r["filename"] for r in rundir.read_dataset(o / "calibrations").to_pylist()) for n, o in outs.items()}
     assert cal["sqlite"] == cal["postgresql"] and len(cal["sqlite"]) >= 9
+    for name in ("standards.csv", "zeros.csv"):  # the library written out in the IDL formats
+        text = {n: next(o.glob(f"reduced/*/*/csv/{name}")).read_text() for n, o in outs.items()}
+        assert text["sqlite"] == text["postgresql"]
+    assert next(outs["sqlite"].glob("reduced/*/*/csv/standards.csv")).read_text().count("\n") >= 10
 
 
 def test_frames_dropped_into_a_watched_folder_are_reduced_once(night, tmp_path):

@@ -14,8 +14,10 @@ def test_specific_names_resolve_to_generic_tasks():
     assert tasks.generic("BIAS02_fwd") == "BIAS02" and tasks.resolve("bias01_retake") is tasks.BIAS0X
     assert tasks.generic("PTC02_730") == "PTC02WAVE"
     assert tasks.structure("BIAS02_x").frames == 10
+    assert tasks.resolve("PTC01") is tasks.PTC0X and tasks.structure("PTC01").frames == 92
+    assert [n for _, n in tasks.structure("PTC01").levels] == [10] * 8 + [4] * 3
     with pytest.raises(tasks.UnknownTest, match="no Task implemented yet"):
-        tasks.resolve("PTC01")
+        tasks.resolve("PTC02_730")
     with pytest.raises(tasks.UnknownTest, match="names no vison Task"):
         tasks.resolve("FOO01")
 

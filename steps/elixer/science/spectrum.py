@@ -105,7 +105,8 @@ def _window_mean(wave, flam, err, mask, lo, hi):
 
 
 def continuum(wave, flam, err, line_wave: float, line_sigma: float, mask_lines=()) -> Continuum:
-    """Straight-line continuum over the whole spectrum (line and other lines masked, 3-sigma clipped)."""
+    """Straight-line continuum over the whole spectrum (line and other lines masked; three passes
+    that each drop points more than 3.5 sigma from the fit, sigma being each point's error)."""
     mask = _good(wave, flam, err) & (np.abs(wave - line_wave) > max(20.0, 5 * line_sigma))
     for lw in mask_lines:
         mask &= np.abs(wave - lw) > 15.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from astroflow.filters import biweight, running_median
+from astroflow.filters import biweight, mad_std, running_median
 from steps.hetdex.science.instrument import ARC_LINES, DWAVE, N_FIBERS_AMP, NX_ACTIVE, RECT_WAVE
 
 HALF = 4  # extraction half-width in rows
@@ -171,7 +171,8 @@ def arc_centroids(spec: np.ndarray, lines=ARC_LINES, search: int = 6) -> np.ndar
 
 
 def fit_wavelength(cents: np.ndarray, lines=ARC_LINES, deg: int = 3, nx: int = NX_ACTIVE) -> dict:
-    """Per-fiber polynomial wavelength solutions from arc centroids, with 3-sigma clipping.
+    """Per-fiber polynomial wavelength solutions from arc centroids, clipped twice at 4 sigma
+    (sigma: astropy's ``mad_std`` of the line residuals, at least 0.02 A).
 
     Returns wavelength (nfib, nx), residual rms (A) and the number of lines used per fiber.
     """
@@ -186,7 +187,7 @@ def fit_wavelength(cents: np.ndarray, lines=ARC_LINES, deg: int = 3, nx: int = N
                 break
             c = np.polynomial.polynomial.polyfit(cents[f, ok] / nx, lines[ok], deg)
             r = lines - np.polynomial.polynomial.polyval(cents[f] / nx, c)
-            s = max(1.4826 * np.nanmedian(np.abs(r[ok])), 0.02)
+            s = max(mad_std(r[ok]), 0.02)
             ok &= np.abs(np.nan_to_num(r, nan=1e9)) < 4 * s
         if ok.sum() < deg + 2:
             wave[f] = np.nan

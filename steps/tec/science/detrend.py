@@ -23,10 +23,9 @@ from .gapfill import mad_std
 
 def _bisquare(r: np.ndarray, finite: np.ndarray, h: float) -> np.ndarray:
     """Tukey bisquare weights of studentised residuals (Garcia 2010, eq. 19)."""
-    rf = r[finite]
-    mad = np.median(np.abs(rf - np.median(rf)))
+    sigma = mad_std(r[finite])
     with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.abs(r / (1.4826 * mad) / np.sqrt(1.0 - h)) / 4.685
+        u = np.abs(r / sigma / np.sqrt(1.0 - h)) / 4.685
         w = (1.0 - u * u) ** 2
     w[(u > 1.0) | ~finite | ~np.isfinite(w)] = 0.0
     return w

@@ -27,17 +27,8 @@ Corrections to the original, on purpose:
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
 
-MAD_TO_SIGMA = 1.0 / ndtri(0.75)  # normalised MAD: a Gaussian's sigma
-
-
-def mad_std(x: np.ndarray) -> float:
-    """Normalised median absolute deviation (NaN for an empty array)."""
-    x = np.asarray(x, dtype=float)
-    if x.size == 0:
-        return np.nan
-    return float(MAD_TO_SIGMA * np.median(np.abs(x - np.median(x))))
+from astroflow.filters import MAD_TO_SIGMA, mad_std  # astropy's robust scale  # noqa: F401
 
 
 def burg_ar(x: np.ndarray, order: int) -> tuple[np.ndarray, float]:

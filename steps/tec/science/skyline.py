@@ -9,7 +9,8 @@ transit in each cell, and flags the cells far above the typical count.  The ses_
 * duration of each TCE capped at 5 h; a cell is in transit when its time lies within half a
   duration of a transit centre (the same in-transit test as the federation grid);
 * flagged where ``(count - median) / normalised MAD > 2.75`` for one sector, 3.5 for
-  multi-sector runs (normalised MAD = MAD / 0.6745, the Gaussian-consistent scale).
+  multi-sector runs (normalised MAD = MAD x 1.4826, the Gaussian-consistent scale of
+  ``astropy.stats.mad_std``).
 
 Differences from the original, on purpose:
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from steps.tec.science.gapfill import MAD_TO_SIGMA
+from astroflow.filters import MAD_TO_SIGMA
 
 GRID_STEP_DAYS = 10.0 / 1440.0
 MAX_DURATION_H = 5.0

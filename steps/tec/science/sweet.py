@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from steps.tec.science.gapfill import mad_std as robust_std
+from astroflow.filters import mad_std as robust_std
 
 MAX_PERIOD_D = 5.0          # only TCEs with P < 5 d are tested
 POLY_ORDER = 4

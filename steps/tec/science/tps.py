@@ -88,9 +88,9 @@ def _moving_mad(v: np.ndarray, window: int, sub_median: bool) -> np.ndarray:
     window |= 1
     if window < n - 2:
         med = median_filter(v, size=window, mode="wrap") if sub_median else 0.0
-        return median_filter(np.abs(v - med), size=window, mode="wrap") / 0.6745
+        return median_filter(np.abs(v - med), size=window, mode="wrap") * MAD_TO_SIGMA
     med = np.median(v) if sub_median else 0.0
-    return np.full(n, np.median(np.abs(v - med)) / 0.6745)
+    return np.full(n, np.median(np.abs(v - med)) * MAD_TO_SIGMA)
 
 
 def whitening(coeffs: np.ndarray, var_window: int) -> np.ndarray:

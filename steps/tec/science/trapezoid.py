@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from steps.tec.science.gapfill import MAD_TO_SIGMA
+from astroflow.filters import MAD_TO_SIGMA
 
 SUPERSAMPLE = 15
 SUPERSAMPLE_WITHIN = 1.5     # in units of the DV duration

@@ -62,14 +62,44 @@ def grouped_median(values: np.ndarray) -> float:
 
 
 def region_stats(raw: np.ndarray, trim: tuple[int, int]) -> dict:
-    """Offset (grouped median), std, and the lost and saturated pixels of a region of counts."""
+    """Offset (grouped median), std, and the lost and saturated pixels of a region of counts.
+
+    Counts (unsigned integers, as ELVIS writes them) are summarised from their histogram, one
+    pass over the pixels (the same numbers as the median and std of the pixels, 5-10x sooner on
+    a 2048 x 2066 image); other values directly."""
     whole = np.asarray(raw)
     r = trim_columns(whole, trim)
-    good = r[valid(r)].astype(np.float64)
-    return {"offset_adu": grouped_median(good) if good.size else float("nan"),
-            "std_adu": float(good.std()) if good.size > 1 else float("nan"),
-            "n_lost": int(np.count_nonzero(whole == LOST)), "n_saturated": int(np.count_nonzero(whole == SATURATED)),
+    n_lost, n_saturated = int(np.count_nonzero(whole == LOST)), int(np.count_nonzero(whole == SATURATED))
+    if whole.dtype.kind == "u" and whole.dtype.itemsize <= 2:
+        counts = np.bincount(np.ascontiguousarray(r).ravel(), minlength=SATURATED + 1)
+        offset, std = histogram_stats(counts[LOST + 1:SATURATED], LOST + 1)
+    else:
+        good = r[valid(r)].astype(np.float64)
+        offset = grouped_median(good) if good.size else float("nan")
+        std = float(good.std()) if good.size > 1 else float("nan")
+    return {"offset_adu": offset, "std_adu": std, "n_lost": n_lost, "n_saturated": n_saturated,
             "n_pixels": int(r.size)}
+
+
+def histogram_stats(hist: np.ndarray, first: int) -> tuple[float, float]:
+    """The grouped median (:func:`grouped_median`) and the std of counts given as a histogram
+    (``hist[i]`` pixels at the value ``first + i``)."""
+    occupied = np.flatnonzero(hist)
+    if not occupied.size:
+        return float("nan"), float("nan")
+    first, hist = first + int(occupied[0]), hist[occupied[0]:occupied[-1] + 1].astype(np.float64)
+    n = hist.sum()
+    values = np.arange(first, first + hist.size, dtype=np.float64)
+    mean = float(hist @ values / n)
+    std = float(np.sqrt(hist @ (values - mean) ** 2 / n)) if n > 1 else float("nan")
+    cum = np.cumsum(hist)
+    lo, hi = (int(np.searchsorted(cum, k, side="right")) for k in ((n - 1) // 2, n // 2))
+    m = int(np.rint(first + (lo + hi) / 2.0))  # the plain median (a half where the middle two differ), rounded
+    i = m - first
+    below, at = (float(cum[i - 1]) if i > 0 else 0.0), float(hist[i])
+    if at == 0:
+        return float(m), std
+    return m - 0.5 + (n / 2.0 - below) / at, std
 
 
 def row_offsets(prescan: np.ndarray, trim: tuple[int, int]) -> np.ndarray:
@@ -100,7 +130,7 @@ def poly2d_model(image: np.ndarray, degree: int = 5, binsize: int = 300) -> tupl
             if finite.any():
                 yc.append((y0 + y1 - 1) / 2.0)
                 xc.append((x0 + x1 - 1) / 2.0)
-                med.append(clipped_stats(block)[0])
+                med.append(clipped_stats(block, converge_on=20_000)[0])
     if not med:
         raise FloatingPointError("no valid pixel to fit the bias model")
     dx, dy = min(degree, len(ex) - 2), min(degree, len(ey) - 2)
@@ -113,13 +143,11 @@ def poly2d_model(image: np.ndarray, degree: int = 5, binsize: int = 300) -> tupl
         raise FloatingPointError(f"bias model is singular (rank {rank} of {len(terms)} terms)")
     uu = np.linspace(-1, 1, nx) if nx > 1 else np.zeros(1)
     vv = np.linspace(-1, 1, ny) if ny > 1 else np.zeros(1)
-    model = np.zeros((ny, nx), dtype=np.float32)
-    for j in range(dy + 1):
-        row = np.zeros(nx)
-        for (i, jj), c in zip(terms, coeffs):
-            if jj == j:
-                row += c * uu**i
-        model += np.outer(vv**j, row).astype(np.float32)
+    c = np.zeros((dy + 1, dx + 1))
+    for (i, j), value in zip(terms, coeffs):
+        c[j, i] = value
+    # model[y, x] = sum_ij c[j, i] v_y^j u_x^i: one matrix product (rows x terms) @ (terms x columns)
+    model = (np.vander(vv, dy + 1, increasing=True) @ c @ np.vander(uu, dx + 1, increasing=True).T).astype(np.float32)
     return model, {"degree_x": dx, "degree_y": dy, "n_bins": len(med), "coeffs": coeffs.tolist()}
 
 
@@ -140,18 +168,24 @@ def robust_sigma(values: np.ndarray, n: int = 200_000) -> float:
     return float(1.4826 * np.median(np.abs(sub - np.median(sub)))) if sub.size else float("nan")
 
 
-def clipped_stats(values: np.ndarray, sigma: float = CLIP_SIGMA, iterations: int = 8) -> tuple[float, float]:
+def clipped_stats(values: np.ndarray, sigma: float = CLIP_SIGMA, iterations: int = 8,
+                  converge_on: int = 500_000) -> tuple[float, float]:
     """Mean and std of the values within ``sigma`` std of their mean, iterated from a robust start
-    (the median and MAD of a subsample), the std corrected for the truncation."""
+    (the median and MAD of a subsample), the std corrected for the truncation.
+
+    The iterations run on an even subsample of ``converge_on`` values (the bounds they converge
+    to are known to ~0.1 %, which moves a 4-sigma clipped std by < 1e-5 of itself), then one pass
+    over all values gives the mean and std within those bounds."""
     v = np.asarray(values, dtype=np.float32).ravel()
     v = v[np.isfinite(v)]
     if v.size < 2:
         return (float(v[0]) if v.size else float("nan")), float("nan")
-    sub = v[:: max(1, v.size // 200_000)]
+    sub = v[:: max(1, v.size // 20_000)]  # the start only needs to be near: the iterations refine it
     centre = float(np.median(sub))
     scale = max(float(1.4826 * np.median(np.abs(sub - centre))), 0.5)  # counts: the MAD is quantised
+    part = v[:: max(1, v.size // converge_on)]
     for _ in range(iterations):
-        keep = v[np.abs(v - centre) <= sigma * scale]
+        keep = part[np.abs(part - centre) <= sigma * scale]
         if keep.size < 2:
             return centre, float("nan")
         new_centre, new = float(keep.mean(dtype=np.float64)), float(keep.std(dtype=np.float64))
@@ -159,6 +193,11 @@ def clipped_stats(values: np.ndarray, sigma: float = CLIP_SIGMA, iterations: int
         centre, scale = new_centre, new
         if done:
             break
+    if part.size < v.size:
+        keep = v[np.abs(v - centre) <= sigma * scale]
+        if keep.size < 2:
+            return centre, float("nan")
+        centre, scale = float(keep.mean(dtype=np.float64)), float(keep.std(dtype=np.float64))
     return centre, scale / (_TRUNCATION if sigma == CLIP_SIGMA else _truncation(sigma))
 
 
@@ -192,10 +231,12 @@ def read_noise(prepared: np.ndarray, degree: int = 5, binsize: int = 300) -> tup
     """RON of one quadrant's prepared image: the clipped std of the residual of the bias model,
     defect columns (:func:`defect_columns`) left out."""
     model, fit = poly2d_model(prepared, degree, binsize)
-    residual = prepared - model
+    residual = np.subtract(prepared, model, out=model)  # the model is not needed again
     bad = defect_columns(residual, robust_sigma(residual))
     fit["n_defect_columns"] = int(bad.sum())
-    return clipped_std(residual[:, ~bad] if (~bad).any() else residual), fit
+    if (~bad).any():
+        residual[:, bad] = np.nan  # left out by the clipped std, as lost and saturated pixels are
+    return clipped_std(residual), fit
 
 
 def master(stack: np.ndarray) -> np.ndarray:
@@ -203,5 +244,8 @@ def master(stack: np.ndarray) -> np.ndarray:
     (``stack`` is overwritten)."""
     with np.errstate(all="ignore"):
         if np.isfinite(stack).all():
-            return np.median(stack, axis=0, overwrite_input=True).astype(np.float32)
+            # sorted in place along the frames (2-3x sooner than np.median's partition for ~10 frames)
+            stack.sort(axis=0)
+            n, k = stack.shape[0], stack.shape[0] // 2
+            return (stack[k] if n % 2 else (stack[k - 1] + stack[k]) / np.float32(2)).astype(np.float32)
         return np.nanmedian(stack, axis=0, overwrite_input=True).astype(np.float32)

@@ -6,13 +6,13 @@ AF := $(VENV)/bin/astroflow
 DEMO ?= runs/demo-tec
 WORKERS ?= $(shell nproc)
 
-.PHONY: venv demo demo-hetdex demo-elixer demo-nres demo-vison demo-sedm test test-fast test-integration docker-up bench images render kind-e2e clean-venv
+.PHONY: venv demo demo-hetdex demo-elixer demo-nres demo-vison demo-sedm test test-fast test-newest lock test-integration docker-up bench images render kind-e2e clean-venv
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard native/*/*.cpp native/*/*.hpp)
+$(VENV)/.installed: pyproject.toml requirements.lock setup.py $(wildcard native/*/*.cpp native/*/*.hpp)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
 demo: venv
@@ -34,7 +34,7 @@ demo-sedm: venv
 	$(AF) demo sedm --out runs/demo-sedm --workers $(WORKERS)
 
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not docker and not slow"
@@ -47,6 +47,14 @@ docker-up:
 
 images: docker-up
 	$(PYTHON) images/build.py
+
+# a fresh venv with the newest versions pyproject.toml's ranges allow, then the fast tests
+test-newest:
+	bash scripts/test-newest.sh
+
+# rewrite requirements.lock (the images' and CI's exact versions) from pyproject.toml's ranges
+lock:
+	$(PYTHON) scripts/lock.py
 
 test-integration: venv images
 	ASTROFLOW_REQUIRE_DOCKER=1 $(PY) -m pytest -q tests/integration

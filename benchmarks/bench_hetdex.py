@@ -2,7 +2,8 @@
 
 Simulates one month with ``--n-ifus`` IFUs (78 at full size: 312 amplifiers, three dithered
 exposures, a minimal calibration set) and reduces it with the embedded runner, then prints, per
-step, the elapsed wall time of the step and the summed shard time (CPU-bound work per step).
+step, the elapsed wall time of the step, the summed shard time and the summed shard CPU time (the
+work per step; on a machine shared with other jobs, compare CPU sums, which the load hardly moves).
 
     .venv/bin/python benchmarks/bench_hetdex.py                 # full size, all cores
     .venv/bin/python benchmarks/bench_hetdex.py --n-ifus 2 --workers 2
@@ -70,9 +71,11 @@ def main() -> None:
                 steps[name] = {"units": len(ms),
                                "elapsed_s": max(m["started"] + m["wall_s"] for m in ms) - min(m["started"] for m in ms),
                                "shard_s": sum(m["wall_s"] for m in ms),
+                               "cpu_s": sum(m.get("cpu_s", 0.0) for m in ms),
                                "peak_mb": max(m.get("peak_rss_mb", 0.0) for m in ms)}
         steps["total"] = {"units": sum(s["units"] for s in steps.values()), "elapsed_s": total,
                           "shard_s": sum(s["shard_s"] for s in steps.values()),
+                          "cpu_s": sum(s["cpu_s"] for s in steps.values()),
                           "peak_mb": max(s["peak_mb"] for s in steps.values())}
         figures = scoring.summary(scoring.all_figures(work / "input", work / "run"))
         base = json.loads(args.baseline.read_text()) if args.baseline else None
@@ -94,14 +97,18 @@ def main() -> None:
 
 
 def print_steps(steps: dict, base: dict | None) -> None:
-    """Per step: units, elapsed and summed shard time, peak memory; beside a baseline's, with ratios."""
-    head = f"{'step':16s} {'units':>6s} {'elapsed s':>10s} {'shard-sum s':>12s} {'peak MB':>8s}"
-    print(head + (f" | {'base elapsed':>12s} {'base shards':>11s} {'ratio':>6s}" if base else ""))
+    """Per step: units, elapsed, summed shard time and CPU time, peak memory; beside a baseline's,
+    with ratios (the CPU ratio is the one to read on a shared machine: it hardly moves with the load)."""
+    head = f"{'step':16s} {'units':>6s} {'elapsed s':>10s} {'shard-sum s':>12s} {'cpu-sum s':>10s} {'peak MB':>8s}"
+    print(head + (f" | {'base elapsed':>12s} {'base shards':>11s} {'ratio':>6s} {'base cpu':>9s} {'ratio':>6s}" if base else ""))
     for name, s in steps.items():
-        line = f"{name:16s} {s['units']:6d} {s['elapsed_s']:10.1f} {s['shard_s']:12.1f} {s['peak_mb']:8.0f}"
+        line = (f"{name:16s} {s['units']:6d} {s['elapsed_s']:10.1f} {s['shard_s']:12.1f} {s.get('cpu_s', 0.0):10.1f}"
+                f" {s['peak_mb']:8.0f}")
         if base and name in base:
             b = base[name]
             line += f" | {b['elapsed_s']:12.1f} {b['shard_s']:11.1f} {b['shard_s'] / max(s['shard_s'], 1e-9):5.2f}x"
+            if b.get("cpu_s") and s.get("cpu_s"):
+                line += f" {b['cpu_s']:9.1f} {b['cpu_s'] / s['cpu_s']:5.2f}x"
         print(line)
 
 

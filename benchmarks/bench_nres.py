@@ -5,7 +5,10 @@
 Prints, per step, the wall time of the run's units and the time per frame, for the calibration
 stacking of the night (BIAS, DARK, FLAT x 2 fiber states, DOUBLE x 2: issue 13's goal under 5
 minutes on 2 cores) and for the science frames (reduce, extract, classify, rv: goal under 60 s per frame on
-one core), each with 1 and with 2 workers in the same session, and the ratio.
+one core), each with 1 and with 2 workers in the same session, and the ratio; then the velocities
+against the simulation's truth per S/N group (rms, mean, median RVERR and chi, the rms of error /
+RVERR: issue 13's acceptance is rms < 10 m/s at S/N 100 and RVERR within a factor 2 of the
+scatter) and per frame.
 """
 
 from __future__ import annotations
@@ -94,10 +97,15 @@ def main() -> int:
     scores = scoring.velocities(work / f"run-{a.workers[-1]}", work / "input" / "truth")
     for snr in sorted({round(x["snr"] / 50) * 50 for x in scores}):
         sel = [x for x in scores if round(x["snr"] / 50) * 50 == snr]
-        rms = np.sqrt(np.mean([x["rv_error"] ** 2 for x in sel]))
-        print(f"S/N ~{snr}: {len(sel)} frames, RV rms {rms:.1f} m/s against the truth (goal < 10 at S/N 100), "
-              f"median RVERR {np.median([x['rv_err'] for x in sel]):.1f} m/s, "
+        err = np.array([x["rv_error"] for x in sel])
+        chi = np.sqrt(np.mean((err / np.array([x["rv_err"] for x in sel])) ** 2))
+        print(f"S/N ~{snr}: {len(sel)} frames, RV rms {np.sqrt(np.mean(err ** 2)):.1f} m/s against the truth "
+              f"(goal < 10 at S/N 100), mean {err.mean():+.1f} m/s, median RVERR "
+              f"{np.median([x['rv_err'] for x in sel]):.1f} m/s, chi {chi:.2f} (rms of error / RVERR; goal 0.5-2), "
               f"max |BARYCORR error| {max(abs(x['barycorr_error']) for x in sel):.3f} m/s")
+    print(f"{'frame':<44}{'object':>9}{'S/N':>5}{'RV-truth':>9}{'RVERR':>7}")
+    for x in sorted(scores, key=lambda x: x["filename"]):
+        print(f"{x['filename']:<44}{x['object']:>9}{x['snr']:>5.0f}{x['rv_error']:>+9.2f}{x['rv_err']:>7.2f}")
     if len(a.workers) == 2:
         w1, w2 = a.workers
         print(f"speed-up {w2} vs {w1} workers: {results[w1]['_total']['wall_s'] / results[w2]['_total']['wall_s']:.2f}x")

@@ -5,7 +5,7 @@
     python images/build.py --site --registry registry.example.org/astro   # at a site
     python images/build.py --pipeline tec --no-steps ...                  # see --help
 
-1. wheels: the pinned dependencies of pyproject.toml are downloaded on the host into wheels/
+1. wheels: pyproject.toml's dependencies, at requirements.lock's versions, are downloaded on the host into wheels/
    (skipped while wheels/requirements.txt is current) and the astroflow wheel is built into
    wheels/astroflow/ (``pip wheel --no-deps .``; skipped while newer than every source file).
 2. base:   here, a Debian bookworm minbase root filesystem with Debian's python3 (3.11, which
@@ -33,6 +33,7 @@ import sys
 import time
 import tomllib
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,15 +80,41 @@ def project() -> dict:
 
 # 1. wheels ------------------------------------------------------------------------------------
 
+LOCK = ROOT / "requirements.lock"
+
+
+def canonical(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked(dependencies: list[str]) -> list[str]:
+    """pyproject.toml's dependency ranges pinned to requirements.lock's versions (extras kept):
+    the images install exactly what CI tested."""
+    pins = dict(line.split("==") for line in LOCK.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    pins = {canonical(k): v for k, v in pins.items()}
+    out = []
+    for dep in dependencies:
+        name, extras = re.match(r"([A-Za-z0-9_.-]+)(\[[^]]*\])?", dep).groups()
+        if canonical(name) not in pins:
+            sys.exit(f"build: {name} (pyproject.toml) has no version in {LOCK.name}: run `make lock`")
+        out.append(f"{name}{extras or ''}=={pins[canonical(name)]}")
+    return out
+
+
 def download_wheels(requirements: list[str]) -> None:
-    """Binary wheels of the pinned dependencies (cp311, manylinux) into wheels/."""
+    """Binary wheels of the locked dependencies (cp311, manylinux) into wheels/; requirements.txt
+    there names them and constrains everything they pull in to the lock (constraints.txt)."""
     WHEELS.mkdir(exist_ok=True)
-    stamp = WHEELS / "requirements.txt"
-    wanted = "\n".join(requirements) + "\n"
-    if stamp.exists() and stamp.read_text() == wanted:
+    stamp, constraints = WHEELS / "requirements.txt", WHEELS / "constraints.txt"
+    wanted = "-c constraints.txt\n" + "\n".join(requirements) + "\n"
+    if stamp.exists() and constraints.exists() and stamp.read_text() == wanted \
+            and constraints.read_text() == LOCK.read_text():
         log("wheels: up to date")
         return
-    sh([sys.executable, "-m", "pip", "download", "--quiet", *PLATFORM, "--dest", str(WHEELS), *requirements])
+    shutil.copyfile(LOCK, constraints)
+    sh([sys.executable, "-m", "pip", "download", "--quiet", *PLATFORM, "--dest", str(WHEELS),
+        "-c", str(constraints), *requirements])
     stamp.write_text(wanted)  # written last: the folder is complete
 
 
@@ -284,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", action="append", help="only these pipelines' steps (default: all)")
     parser.add_argument("--no-steps", action="store_true", help="stop after the base image")
     parser.add_argument("--rebuild-os", action="store_true", help=f"remake {OS_IMAGE} even if present")
+    parser.add_argument("--jobs", type=int, default=4, help="step images built at once (default 4)")
     args = parser.parse_args(argv)
 
     started = time.time()
@@ -291,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     version = meta["version"]
     prefix = f"{args.registry.rstrip('/')}/" if args.registry else ""
 
-    download_wheels(meta["dependencies"])
+    download_wheels(locked(meta["dependencies"]))
     wheel = build_astroflow_wheel(version)
     wheel_dir = unpack_wheel(wheel)
 
@@ -307,10 +335,16 @@ def main(argv: list[str] | None = None) -> int:
 
     built: dict[str, str] = {}
     if not args.no_steps:
-        for pipeline, step in list_steps(base, wheel_dir, args.pipeline):
-            name = f"{prefix}astroflow-{pipeline}-{step}"
-            build_step(base, wheel_dir, pipeline, step, version, [f"{name}:{version}", f"{name}:dev"])
-            built[f"{pipeline}/{step}"] = f"{name}:{version}"
+        # the step builds are small and mostly the daemon's I/O: several at once
+        with ThreadPoolExecutor(args.jobs) as pool:
+            jobs = {}
+            for pipeline, step in list_steps(base, wheel_dir, args.pipeline):
+                name = f"{prefix}astroflow-{pipeline}-{step}"
+                jobs[f"{pipeline}/{step}"] = (pool.submit(build_step, base, wheel_dir, pipeline, step, version,
+                                                          [f"{name}:{version}", f"{name}:dev"]), f"{name}:{version}")
+            for key, (job, image) in jobs.items():
+                job.result()
+                built[key] = image
     ok = size_report(base, built)
     print(f"\nbuilt {1 + len(built)} image(s) in {time.time() - started:.0f} s")
     if not ok:

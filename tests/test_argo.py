@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -113,8 +114,9 @@ def test_commands_images_and_resources():
         "astroflow", "step", "toy", "ses_mes", "--run-dir", run_dir, "--shard", "{{inputs.parameters.shard}}"
     ]
     assert c["ses-mes"]["image"] == "{{workflow.parameters.registry}}/astroflow-toy-ses_mes:{{workflow.parameters.tag}}"
-    assert c["ses-mes"]["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}}
-    assert c["gather"]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}}
+    assert c["ses-mes"]["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+    assert c["gather"]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+    assert c["init"]["resources"]["limits"] == {"cpu": "500m", "memory": "1Gi"}  # CONTROL_RESOURCES
 
 
 def test_retry_strategy_on_every_container_template():
@@ -122,6 +124,184 @@ def test_retry_strategy_on_every_container_template():
         if "container" in t:
             rs = t["retryStrategy"]
             assert 2 <= rs["limit"] <= 3 and rs["retryPolicy"] in ("OnFailure", "Always") and rs["backoff"]
+            assert rs["expression"] == argo.RETRY_EXPRESSION
+            assert rs["affinity"] == {"nodeAntiAffinity": {}}  # a retry lands on another node
+            assert json.loads(t["podSpecPatch"])["containers"][0]["name"] == "main"
+            assert int(t["activeDeadlineSeconds"]) > 0
+
+
+def test_every_pod_has_requests_and_limits_and_a_deadline():
+    """A namespace whose ResourceQuota requires limits admits every pod astroflow asks for."""
+    doc = compiled()
+    assert doc["spec"]["activeDeadlineSeconds"] == argo.WORKFLOW_DEADLINE_S
+    for name, c in containers(doc).items():
+        for kind in ("requests", "limits"):
+            assert set(c["resources"][kind]) == {"cpu", "memory"}, name
+    doc["spec"]["templates"][0]["container"]["resources"].pop("limits")
+    assert any("no cpu and memory limits" in p for p in argo.lint(doc))
+
+
+def test_declared_limits_oom_factor_and_cap():
+    r = Resources(cpu="2", memory="3Gi", cpu_limit="4", memory_limit="4Gi", oom_factor=2.0, memory_cap="10Gi")
+    assert argo.resource_requirements(r).model_dump(mode="json", exclude_none=True) == {
+        "limits": {"cpu": "4", "memory": "4Gi"}, "requests": {"cpu": "2", "memory": "3Gi"}}
+    # each retry doubles request and limit; the limit stops at the cap, the request at the limit
+    assert argo.memory_per_attempt(r) == [("3Gi", "4Gi"), ("6144Mi", "8192Mi"), ("10240Mi", "10240Mi"),
+                                          ("10240Mi", "10240Mi")]
+    assert argo.memory_per_attempt(Resources(memory="1000M"))[1] == ("1431Mi", "1431Mi")  # 1.5 x 953.7 MiB, rounded up
+    assert argo.memory_cap(Resources(memory="3Gi")) == "6144Mi"  # default: twice the limit
+    with pytest.raises(Exception, match="below the memory limit"):
+        argo.memory_per_attempt(Resources(memory="4Gi", memory_cap="2Gi"))
+    with pytest.raises(Exception, match="above the limit"):
+        argo.memory_per_attempt(Resources(memory="4Gi", memory_limit="2Gi"))
+    with pytest.raises(Exception, match="not a Kubernetes quantity"):
+        argo.mebibytes("4 GB")
+    with pytest.raises(Exception, match="oom_factor"):
+        Resources(oom_factor=0.5)
+
+
+def _test_executor():
+    """tests/integration/argo_executor.py: the interpreter of the templates the container tests use
+    (importing it needs testcontainers, not Docker)."""
+    import importlib.util
+    import sys
+
+    if "argo_executor" not in sys.modules:
+        path = ROOT / "tests" / "integration" / "argo_executor.py"
+        spec = importlib.util.spec_from_file_location("argo_executor", path)
+        sys.modules["argo_executor"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["argo_executor"])
+    return sys.modules["argo_executor"]
+
+
+EXECUTOR = _test_executor()
+
+
+def _executor(doc, outcomes, config_maps=None):
+    """The test Argo executor over ``doc``, its containers stood in for by ``outcomes(command,
+    scope) -> (exit code, stdout, OOM-killed)``: Argo's retry, podSpecPatch, deadline and
+    exit-handler logic run on the rendered template, without Docker."""
+    ex = EXECUTOR.ArgoExecutor(doc, claims={"astroflow-run": ROOT / "nowhere", "astroflow-data": ROOT / "nowhere"},
+                      config_maps={argo.config_map_name("toy"): ROOT / "nowhere", **(config_maps or {})})
+
+    def container(c, scope, timeout):
+        command = [ex.substitute(x, scope) for x in c["command"]]
+        code, stdout, oom = outcomes(command, scope)
+        return code, stdout, "", oom
+
+    ex._container = container
+    return ex
+
+
+def test_an_oom_killed_step_is_retried_with_more_memory_and_a_configuration_error_is_not():
+    def outcomes(command, scope):
+        if command[1] == "plan":
+            return 0, "[0]", False
+        if command[1] == "step" and command[3] == "ses_mes":  # killed for memory twice, then fits
+            return (137, "", True) if int(scope["retries"]) < 2 else (0, "", False)
+        if command[1] == "step" and command[3] == "report":
+            return 2, "", False  # a configuration error
+        return 0, "", False
+
+    result = _executor(compiled(), outcomes).submit({"run-name": "s33"})
+    (ses_mes,) = result.tasks["ses-mes"].pods
+    assert ses_mes.phase == "Succeeded" and ses_mes.attempts == 3
+    memory = [(r["requests"]["memory"], r["limits"]["memory"]) for r in ses_mes.resources]
+    assert memory == argo.memory_per_attempt(TOY.step("ses_mes").resources)[:3] == [
+        ("4Gi", "4Gi"), ("6144Mi", "6144Mi"), ("8192Mi", "8192Mi")]  # x1.5 per retry, capped at twice the limit
+    assert all(r["requests"]["cpu"] == "2" for r in ses_mes.resources)
+    (report,) = result.tasks["report"].pods
+    assert report.phase == "Failed" and report.attempts == 1 and report.message == "Error (exit code 2)"
+    assert result.phase == "Failed" and result.exit_handler.phase == "Succeeded"  # the report is written anyway
+
+
+CASES = [(code, code == 137, "Failed", True) for code in argo.RETRIED_EXIT_CODES] + [
+    (code, False, "Failed", False) for code in argo.NOT_RETRIED_EXIT_CODES] + [
+    (5, False, "Failed", False),  # submit's own codes: a step pod never exits with them
+    (-1, False, "Error", True),  # the pod could not run (a lost node, an image not pulled)
+    (-1, True, "Failed", True),  # OOMKilled without an exit code
+]
+
+
+@pytest.mark.parametrize("code, oom, status, retried", CASES)
+def test_retry_expression_retries_only_where_it_can_help(code, oom, status, retried):
+    message = f"{'OOMKilled' if oom else 'Error'} (exit code {code})"
+    last = {"lastRetry.exitCode": str(code), "lastRetry.status": status, "lastRetry.message": message,
+            "lastRetry.duration": "12"}
+    assert EXECUTOR.evaluate(compiled()["spec"]["templates"][0]["retryStrategy"]["expression"], last) is retried
+
+
+def test_every_exit_code_of_a_pod_command_is_classified():
+    """The exit codes `astroflow --help` documents for the commands pods run (init, plan, step)."""
+    from astroflow.cli import EXIT_CODES
+
+    documented = {int(c) for c in re.findall(r"^  (\d)  ", EXIT_CODES, re.M)}
+    pod_codes = documented - {0, 5, 6}  # 5, 6: submit only
+    assert pod_codes == {1, 2, 3, 4}
+    assert pod_codes <= set(argo.RETRIED_EXIT_CODES) | set(argo.NOT_RETRIED_EXIT_CODES)
+    assert not set(argo.RETRIED_EXIT_CODES) & set(argo.NOT_RETRIED_EXIT_CODES)
+    assert "2  usage or configuration error, or a plan refused" in EXIT_CODES
+
+
+def test_the_exit_handler_writes_status_and_report_onto_the_run_storage():
+    doc = compiled()
+    assert doc["spec"]["onExit"] == "exit"
+    c = containers(doc)["exit"]
+    assert c["command"][:2] == ["sh", "-c"] and c["command"][3] == argo.RUN_DIR
+    script = c["command"][2]
+    assert 'astroflow status "$0" --json > "$0/.status.json.part"' in script
+    assert 'mv "$0/.status.json.part" "$0/status.json"' in script and script.endswith('exec astroflow report "$0"')
+    doc["spec"]["onExit"] = "exti"
+    assert any("spec.onExit 'exti' names no template" in p for p in argo.lint(doc))
+
+
+def test_every_workflow_queues_on_the_mutex_of_its_run_and_heavy_steps_on_the_site_semaphore():
+    heavy = FanOut("heavy", inputs=("gather",), items=lambda ctx: [], process=lambda ctx, it: None,
+                   resources=Resources(memory="8Gi", heavy=True))
+    pipeline = Pipeline("toy", steps=[TOY.step("gather"), heavy])
+    doc = compiled(pipeline)
+    argo.validate(doc)
+    assert doc["spec"]["synchronization"] == {"mutexes": [{"name": argo.RUN_MUTEX}]}
+    assert argo.RUN_MUTEX == "astroflow-run-" + argo.RUN_NAME and argo.RUN_DIR.endswith("/" + argo.RUN_NAME)
+    templates = {t["name"]: t for t in doc["spec"]["templates"]}
+    assert templates["heavy"]["synchronization"] == {"semaphores": [{"configMapKeyRef": {
+        "name": argo.SEMAPHORE_CONFIG_MAP, "key": argo.HEAVY_SEMAPHORE}}]}
+    assert "synchronization" not in templates["gather"] and "synchronization" not in templates["plan-heavy"]
+
+    def outcomes(command, scope):
+        return (0, "[0]", False) if command[1] == "plan" else (0, "", False)
+
+    with pytest.raises(Exception, match="semaphore ConfigMap 'astroflow-semaphores'"):
+        _executor(doc, outcomes).submit()  # Argo fails such a node too: the chart renders the ConfigMap
+
+
+def test_step_metrics_duration_failed_items_and_rate():
+    doc = compiled()
+    shard = next(t for t in doc["spec"]["templates"] if t["name"] == "ses-mes")
+    metrics = {x["name"]: x for x in shard["metrics"]["prometheus"]}
+    assert metrics["astroflow_step_duration_seconds"]["histogram"]["value"] == "{{duration}}"
+    assert {lb["key"]: lb["value"] for lb in metrics["astroflow_step_duration_seconds"]["labels"]} == {
+        "pipeline": "toy", "step": "ses_mes", "status": "{{status}}"}
+    assert metrics["astroflow_step_items_failed"]["counter"]["value"] == "{{outputs.parameters.items-failed}}"
+    assert metrics["astroflow_step_items_per_second"]["gauge"]["value"] == "{{outputs.parameters.items-per-second}}"
+    outputs = {o["name"]: o["valueFrom"] for o in shard["outputs"]["parameters"]}
+    assert outputs["items-failed"] == {"path": argo.UNIT_SUMMARY_DIR + "/items_failed", "default": "0"}
+    env = {e["name"]: e.get("value") for e in shard["container"]["env"]}
+    assert env[argo.UNIT_SUMMARY_ENV] == argo.UNIT_SUMMARY_DIR
+    assert {x["name"] for x in doc["spec"]["metrics"]["prometheus"]} == {
+        "astroflow_workflow_duration_seconds", "astroflow_workflow_result_total"}
+    shard["outputs"]["parameters"].pop()
+    assert any("declares no output parameter 'items-per-second'" in p for p in argo.lint(doc))
+
+
+def test_run_volume_cannot_collide_with_var_run():
+    """On Debian /var/run is /run: Kubernetes' token (/var/run/secrets) and Argo's executor
+    (/var/run/argo) live there, so the run claim is mounted elsewhere."""
+    for c in containers(compiled()).values():
+        for mnt in c["volumeMounts"]:
+            path = mnt["mountPath"].rstrip("/")
+            assert not any(path == p or path.startswith(p + "/") or p.startswith(path + "/")
+                           for p in ("/run", "/var/run", "/var/run/argo", "/var/run/secrets")), path
 
 
 def test_pod_policy_non_root_read_only_and_raw_data_read_only():
@@ -137,12 +317,12 @@ def test_pod_policy_non_root_read_only_and_raw_data_read_only():
         mounts = {mnt["mountPath"]: mnt for mnt in c["volumeMounts"]}
         assert mounts["/data"]["readOnly"] is True, name
         assert mounts["/tmp"]["name"] == argo.TMP_VOLUME
-        assert not mounts["/run"].get("readOnly")
+        assert not mounts[argo.RUN_MOUNT].get("readOnly")
         env = {e["name"]: e.get("value") or e["valueFrom"] for e in c["env"]}
         assert env["HOME"] == env["MPLCONFIGDIR"] == "/tmp"
         assert env["ASTROFLOW_DB_URL"] == {"secretKeyRef": {
             "name": "{{workflow.parameters.db-secret}}", "key": "{{workflow.parameters.db-secret-key}}", "optional": True}}
-        assert c["command"][0] == "astroflow"
+        assert c["command"][0] == ("sh" if name == "exit" else "astroflow")
 
 
 def test_workflow_template_round_trips_through_hera():
@@ -559,7 +739,7 @@ def test_submit_takes_server_token_and_namespace_from_the_environment(argo_env, 
     assert (method, path, auth) == ("POST", "/api/v1/workflows/astro", "Bearer s3cret")
     wf = stub.workflows[("astro", "astroflow-tec-q7x2z")]
     assert wf["spec"]["arguments"]["parameters"] == [{"name": "run-name", "value": "s33"}]
-    assert argo.lint_reference(wf, yaml.safe_load((ARGO_DIR / "tec.yaml").read_text())) == []
+    assert argo.lint_reference(wf, compiled(tec_pipeline())) == []
 
 
 def test_submit_output_json_and_the_default_summary(argo_env, capsys):

@@ -82,13 +82,25 @@ def test_sensors_start_the_pipeline_in_the_run_of_the_partition(site):
         else:  # the Sensor appends the partition it reads from the event
             assert params["run-name"] == f"{entry['pipeline']}-" and params["partition"] == ""
             assert dests["spec.arguments.parameters.0.value"]["operation"] == "append"
-            assert dests["spec.synchronization.mutexes.0.name"]["operation"] == "append"
             assert "operation" not in dests["spec.arguments.parameters.1.value"]
-        assert wf["spec"]["synchronization"]["mutexes"] == [{"name": argo.run_mutex(params["run-name"])}]
+        # the night's workflows queue on the template's mutex of the run folder, resolved from run-name
+        assert "synchronization" not in wf["spec"]
+        template = next(d for d in docs if d["kind"] == "WorkflowTemplate"
+                        and d["metadata"]["name"] == argo.template_name(entry["pipeline"]))
+        assert template["spec"]["synchronization"] == {"mutexes": [{"name": argo.RUN_MUTEX}]}
         if entry["kind"] == "calendar":
             assert params["arrival"] == entry["calendar"].get("arrival", "")
         else:
             assert "spec.arguments.parameters.2.value" in dests  # the frame's path
+
+
+def test_event_pods_have_requests_and_limits(site):
+    """A namespace whose quota requires limits admits the EventSource and Sensor pods too."""
+    _, values, docs = site
+    for doc in docs:
+        if doc["kind"] in ("EventSource", "Sensor"):
+            resources = doc["spec"]["template"]["container"]["resources"]
+            assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, doc["metadata"]["name"]
 
 
 def test_file_event_sources_poll_the_raw_claim_read_only(site):
@@ -240,6 +252,10 @@ def _wf(docs):
     return workflow_of(_sensor(docs))
 
 
+def _template(docs):
+    return next(d for d in docs if d["kind"] == "WorkflowTemplate")
+
+
 def _dep(docs):
     return _sensor(docs)["spec"]["dependencies"][0]
 
@@ -256,7 +272,10 @@ BROKEN = {
                             "destination 'spec.arguments.parameters.2.value' does not exist"),
     "unknown dependency": (lambda d: _sensor(d)["spec"]["triggers"][0]["template"]["argoWorkflow"]["parameters"][0]["src"].update(
         dependencyName="frame"), "reads dependency 'frame', which the sensor does not declare"),
-    "no mutex": (lambda d: _wf(d)["spec"].pop("synchronization"), "do not queue on the mutex 'astroflow-run-sedm-'"),
+    "own mutex": (lambda d: _wf(d)["spec"].update(synchronization={"mutexes": [{"name": "sedm"}]}),
+                  "replaces the template's mutex of the run folder"),
+    "template without mutex": (lambda d: _template(d)["spec"].pop("synchronization"),
+                               "astroflow-sedm does not queue its workflows on the mutex of their run folder"),
     "writable raw data": (lambda d: _source(d)["spec"]["template"]["volumes"][0]["persistentVolumeClaim"].update(readOnly=False),
                           "the raw-data claim is not readOnly"),
     "watch outside /data": (lambda d: _source(d)["spec"]["file"]["frames"]["watchPathConfig"].update(directory="/var/spool/"),

@@ -76,16 +76,42 @@ py::array_t<T> running_median(Array<T> a, py::ssize_t window) {
     return out;
 }
 
-// Median of v[0:k] (reorders v).  Short rows (the 7-pixel boxes of a bias frame) are sorted by
-// insertion, which beats selection there.
+// Sorts v[0:K] by an odd-even transposition network of branch-free min/max on a local copy:
+// unrolled for a constant K it stays in registers, with no mispredicted branches on noise.
+template <size_t K>
+void sort_small(double* v) {
+    double a[K];
+    for (size_t i = 0; i < K; ++i) a[i] = v[i];
+    for (size_t pass = 0; pass < K; ++pass)
+        for (size_t i = pass & 1; i + 1 < K; i += 2) {
+            const double lo = std::min(a[i], a[i + 1]), hi = std::max(a[i], a[i + 1]);
+            a[i] = lo;
+            a[i + 1] = hi;
+        }
+    for (size_t i = 0; i < K; ++i) v[i] = a[i];
+}
+
+// Median of v[0:k] (reorders v; for k <= 16 it leaves v[0:k] sorted).  Rows of up to 8 values
+// (a stack of a few frames, the 7-pixel boxes of a bias frame) go through sort_small; up to 16 are
+// sorted by insertion, which beats selection there.
 double median_of(std::vector<double>& v, size_t k) {
     const size_t h = k / 2;
     if (k <= 16) {
-        for (size_t i = 1; i < k; ++i) {
-            const double x = v[i];
-            size_t j = i;
-            for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
-            v[j] = x;
+        switch (k) {
+            case 2: sort_small<2>(v.data()); break;
+            case 3: sort_small<3>(v.data()); break;
+            case 4: sort_small<4>(v.data()); break;
+            case 5: sort_small<5>(v.data()); break;
+            case 6: sort_small<6>(v.data()); break;
+            case 7: sort_small<7>(v.data()); break;
+            case 8: sort_small<8>(v.data()); break;
+            default:
+                for (size_t i = 1; i < k; ++i) {
+                    const double x = v[i];
+                    size_t j = i;
+                    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
+                    v[j] = x;
+                }
         }
         return k % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
     }
@@ -93,6 +119,29 @@ double median_of(std::vector<double>& v, size_t k) {
     const double upper = v[h];
     if (k % 2) return upper;
     return 0.5 * (upper + *std::max_element(v.begin(), v.begin() + h));
+}
+
+// Median of |s[i] - med| over sorted s[0:k] whose median is med: the deviations below and above
+// med, each sorted, merged outward from med up to the middle one(s).  The same value as sorting
+// the deviations, without a second sort.
+double mad_of_sorted(const std::vector<double>& s, size_t k, double med) {
+    const double inf = std::numeric_limits<double>::infinity();
+    size_t r = 0;
+    while (r < k && s[r] < med) ++r;
+    size_t l = r;  // s[l - 1] is the next value below med (none when l == 0)
+    double prev = 0, cur = 0;
+    for (size_t t = 0; t <= k / 2; ++t) {
+        const double dl = l > 0 ? std::fabs(s[l - 1] - med) : inf, dr = r < k ? std::fabs(s[r] - med) : inf;
+        prev = cur;
+        if (dl <= dr) {
+            cur = dl;
+            --l;
+        } else {
+            cur = dr;
+            ++r;
+        }
+    }
+    return k % 2 ? cur : 0.5 * (prev + cur);
 }
 
 template <class T>
@@ -121,10 +170,16 @@ py::tuple biweight(Array<T> a, double c_loc, double c_scale, bool want_scale) {
             }
             for (size_t i = 0; i < k; ++i) d[i] = v[i];
             const double med = median_of(d, k);
-            for (size_t i = 0; i < k; ++i) d[i] = v[i] - med;
-            std::vector<double>& ad = v;  // reuse: |d|
-            for (size_t i = 0; i < k; ++i) ad[i] = std::fabs(d[i]);
-            double mad = median_of(ad, k);
+            double mad;
+            if (k <= 16) {  // d is sorted
+                mad = mad_of_sorted(d, k, med);
+                for (size_t i = 0; i < k; ++i) d[i] = v[i] - med;
+            } else {
+                for (size_t i = 0; i < k; ++i) d[i] = v[i] - med;
+                std::vector<double>& ad = v;  // reuse: |d|
+                for (size_t i = 0; i < k; ++i) ad[i] = std::fabs(d[i]);
+                mad = median_of(ad, k);
+            }
             if (!(mad > 0)) mad = 1e-6;
             double sw = 0, swd = 0;
             for (size_t i = 0; i < k; ++i) {

@@ -16,12 +16,34 @@ whose entrypoint is a DAG::
 * ``plan-b`` depends on the fan-out tasks of the steps ``b`` reads, by bare task name, so a
   skipped step (a disabled optional step whose plan prints ``[]``) does not block its readers.
 
+* ``exit`` (the ``onExit`` handler) writes ``RUN/status.json`` (``astroflow status --json``) and
+  ``RUN/report.html`` (``astroflow report``) onto the run's storage, whatever the outcome.
+
 Every pod gets the calibration library's database URL as ``ASTROFLOW_DB_URL`` from the Secret
 named by the ``db-secret`` parameter (key ``db-secret-key``; optional, so a site without one uses
-the run directory's SQLite library).  Workflows that share a run folder (the frames of one night,
-triggered one by one by a Sensor) take a mutex named :func:`run_mutex` of it, set where the run
-name is known literally (the Sensor's workflow, a CronWorkflow given a run-name), so two never
-plan the same run at once; an unnamed run has a folder of its own.
+the run directory's SQLite library).  Every workflow takes the mutex of its run folder
+(:data:`RUN_MUTEX`, ``astroflow-run-<run name>``), so two submissions never write one run
+directory at once (the frames of one night, triggered one by one by a Sensor, queue on it); an
+unnamed run has a folder, and a mutex, of its own.
+
+What a cluster admits and an operator steers (:class:`astroflow.step.Resources`, overridable per
+site by the chart's ``steps.<pipeline>.<step>``):
+
+* every container has cpu and memory requests *and* limits, so a namespace whose ResourceQuota
+  requires limits admits the pod (Argo's own init and wait containers take theirs from the
+  controller's ``executor.resources`` or the namespace's LimitRange: see docs/site.md);
+* retries only where they can help (:data:`RETRY_EXPRESSION`): an infrastructure error, a pod
+  killed (137: OOM or eviction; 143: node drained), a unit that failed as a whole (3), a locked
+  run (4) or a crash (1), never a configuration error or a plan refused because an input failed
+  (2); with backoff, on another node (``retryStrategy.affinity.nodeAntiAffinity``), and with the
+  memory of the attempt (:func:`memory_per_attempt`: a ``podSpecPatch`` indexed by ``retries``
+  multiplies request and limit by the step's ``oom_factor`` per retry, up to its ``memory_cap``);
+* ``activeDeadlineSeconds`` per pod (the step's ``deadline_s``) and per workflow
+  (:data:`WORKFLOW_DEADLINE_S`); heavy steps' pods take the site's semaphore
+  (:data:`SEMAPHORE_CONFIG_MAP`, key ``heavy``, a ConfigMap the chart renders);
+* Prometheus metrics (:func:`step_metrics`, :func:`workflow_metrics`): per step the pods'
+  duration and, from the unit summary ``astroflow step`` leaves in :data:`UNIT_SUMMARY_DIR`, the
+  failed items and items per second; per workflow its duration and outcome.
 
 The generated YAML is committed under ``argo/`` only; the Helm chart gets its copies when it is
 built (:func:`sync_chart`, ``astroflow render --chart helm/astroflow`` or ``make render``), and the
@@ -35,6 +57,7 @@ Run ``astroflow render [PIPELINE...] --out argo`` from the repository root to re
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from collections.abc import Iterable, Mapping
@@ -48,11 +71,16 @@ from pydantic import ValidationError
 
 from astroflow import __version__
 from astroflow.errors import ArgoRequestFailed, ArgoUnreachable, AstroflowError
+from astroflow.config import RUN_FILE
+from astroflow.cli import UNIT_SUMMARY_ENV
 from astroflow.pipeline import Pipeline
-from astroflow.step import StepBase
+from astroflow.step import Resources
 
 # --- what every pod sees -------------------------------------------------------------------------
-RUN_MOUNT = "/run"  # the run-directory claim (read-write); one sub-folder per run
+# The run-directory claim (read-write), one sub-folder per run.  Not /run: on Debian images
+# /var/run is a link to /run, where Kubernetes mounts the service-account token
+# (/var/run/secrets) and Argo's executor its files (/var/run/argo).
+RUN_MOUNT = "/runs"
 DATA_MOUNT = "/data"  # the raw-data claim, always read-only
 CONFIG_MOUNT = "/config"  # the ConfigMap holding run.toml
 TMP_MOUNT = "/tmp"  # an emptyDir: the root filesystem is read-only
@@ -63,7 +91,8 @@ SERVICE_ACCOUNT = "astroflow-workflow"  # created by the Helm chart (helm/astrof
 # The run folder: -p run-name=NAME continues (or names) a run; empty means one folder per workflow,
 # so every submission and every CronWorkflow firing gets its own run, and `argo retry` (same
 # workflow name) resumes it.  An expression tag, as Argo does not expand tags nested in parameters.
-RUN_DIR = RUN_MOUNT + "/{{=sprig.default(workflow.name, workflow.parameters['run-name'])}}"
+RUN_NAME = "{{=sprig.default(workflow.name, workflow.parameters['run-name'])}}"
+RUN_DIR = f"{RUN_MOUNT}/{RUN_NAME}"
 
 # Workflow parameters and their defaults (the chart sets site defaults; -p overrides per run).
 # The partition parameters exist in the templates of partitioned pipelines only, ``arrival`` in
@@ -87,13 +116,49 @@ ARRIVAL_PARAMETERS = ("arrival",)
 DB_URL_ENV = "ASTROFLOW_DB_URL"
 
 PARALLELISM = 100  # pods at once per workflow; a site sets its own (chart value, submit option)
-RETRY = RetryStrategy(
-    limit=3,
-    retry_policy="Always",  # shards are idempotent: redoing one after a lost node or OOM is safe
-    backoff=m.Backoff(duration="30s", factor=2, max_duration="30m"),
-)
+WORKFLOW_DEADLINE_S = 3 * 86400  # a workflow still running after this is failed (chart: activeDeadlineSeconds)
 TTL = m.TTLStrategy(seconds_after_success=7 * 86400, seconds_after_failure=30 * 86400)
 POD_GC = m.PodGC(strategy="OnPodSuccess")  # failed pods stay for their logs
+
+# --- retries -------------------------------------------------------------------------------------
+# Exit codes of the astroflow commands a pod runs (astroflow --help) that a retry can cure; 2 (a
+# configuration error, or a plan refused because an input step failed) never is: retrying it
+# would only fail again.  Units are idempotent, so redoing one is always safe.
+RETRIED_EXIT_CODES = {
+    1: "an unexpected crash (a traceback; often a file system that was briefly away)",
+    3: "a unit failed as a whole",
+    4: "another process was writing the run directory",
+    137: "killed: out of memory (OOMKilled) or evicted",
+    143: "terminated: the node was drained or the pod preempted",
+}
+NOT_RETRIED_EXIT_CODES = {2: "a configuration error, or a plan refused because an input step failed"}
+RETRY_LIMIT = 3
+RETRY_EXPRESSION = (  # ANDed with retryPolicy Always; "Error": the pod could not run (node lost, image pull)
+    'lastRetry.status == "Error" || lastRetry.message contains "OOMKilled" || '
+    f"asInt(lastRetry.exitCode) in [{', '.join(str(c) for c in RETRIED_EXIT_CODES)}]"
+)
+RETRY = RetryStrategy(
+    limit=RETRY_LIMIT,
+    retry_policy="Always",
+    expression=RETRY_EXPRESSION,
+    backoff=m.Backoff(duration="30s", factor=2, max_duration="30m"),
+    affinity=m.RetryAffinity(node_anti_affinity=m.RetryNodeAntiAffinity()),  # the retry lands on another node
+)
+# What the workflow's own pods (init, exit) ask for: they load the pipeline and read the ledger.
+CONTROL_RESOURCES = Resources(cpu="500m", memory="1Gi", deadline_s=3600)
+
+# --- synchronization and metrics ------------------------------------------------------------------
+SEMAPHORE_CONFIG_MAP = "astroflow-semaphores"  # rendered by the chart: key heavy = pods of heavy steps at once
+HEAVY_SEMAPHORE = "heavy"
+# Where `astroflow step` leaves its unit's figures, one number per file (items_failed,
+# items_per_second), for the step's Prometheus metrics; in the pod's /tmp emptyDir.
+UNIT_SUMMARY_DIR = f"{TMP_MOUNT}/astroflow-unit"
+UNIT_FIGURES = {  # output parameter -> (file in UNIT_SUMMARY_DIR, metric, type, help)
+    "items-failed": ("items_failed", "astroflow_step_items_failed", "counter", "items of the step that failed"),
+    "items-per-second": ("items_per_second", "astroflow_step_items_per_second", "gauge",
+                         "items per second of wall time of the step's last unit"),
+}
+DURATION_BUCKETS = [10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0]
 
 
 # --- names -------------------------------------------------------------------------------------
@@ -119,6 +184,9 @@ def config_map_name(pipeline: str) -> str:
 def run_mutex(run_name: str) -> str:
     """The Argo mutex that serialises the workflows writing the run folder ``run_name``."""
     return f"astroflow-run-{run_name}"
+
+
+RUN_MUTEX = run_mutex(RUN_NAME)  # every workflow's: resolved by Argo from its run-name (or its own name)
 
 
 def parameters_for(pipeline: Pipeline) -> list[str]:
@@ -212,26 +280,142 @@ CONTAINER_SECURITY = m.SecurityContext(
 )
 
 
-def _container(name: str, pipeline: str, step: StepBase, command: list[str], component: str, **kw) -> Container:
+# --- resources and retries -----------------------------------------------------------------------
+QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+# MiB per unit of a memory quantity (exact binary fractions, so the chart's helper
+# astroflow.memoryPatch computes the same attempts as memory_per_attempt).
+MIB = {None: 2.0**-20, "Ki": 2.0**-10, "Mi": 1.0, "Gi": 2.0**10, "Ti": 2.0**20, "Pi": 2.0**30,
+       "k": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20, "T": 1e12 / 2**20, "P": 1e15 / 2**20}
+
+
+def mebibytes(quantity: str) -> float:
+    """A memory quantity (``4Gi``, ``500M``) in MiB."""
+    found = QUANTITY.match(str(quantity))
+    if not found:
+        raise AstroflowError(f"memory {quantity!r} is not a Kubernetes quantity (such as 512Mi or 4Gi)")
+    return float(found.group(1)) * MIB[found.group(2)]
+
+
+def limits(r: Resources) -> tuple[str, str]:
+    """The cpu and memory limits of ``r`` (its requests where it declares none)."""
+    return r.cpu_limit or r.cpu, r.memory_limit or r.memory
+
+
+def memory_cap(r: Resources) -> str:
+    """The most memory a retry may ask for: the declared cap, or twice the limit."""
+    return r.memory_cap or f"{math.ceil(2 * mebibytes(limits(r)[1]))}Mi"
+
+
+def memory_per_attempt(r: Resources, retries: int = RETRY_LIMIT) -> list[tuple[str, str]]:
+    """(memory request, memory limit) of attempts 0..retries: the first as declared, each retry
+    ``oom_factor`` times the one before, the limit capped at :func:`memory_cap` and the request
+    at the limit (MiB, rounded up)."""
+    request, limit = r.memory, limits(r)[1]
+    req, lim, cap = mebibytes(request), mebibytes(limit), mebibytes(memory_cap(r))
+    if req > lim:
+        raise AstroflowError(f"memory request {request} is above the limit {limit}")
+    if cap < lim:
+        raise AstroflowError(f"memory_cap {memory_cap(r)} is below the memory limit {limit}")
+    attempts = [(request, limit)]
+    for _ in range(retries):
+        req, lim = req * r.oom_factor, lim * r.oom_factor
+        capped = min(lim, cap)
+        attempts.append((f"{math.ceil(min(req, capped))}Mi", f"{math.ceil(capped)}Mi"))
+    return attempts
+
+
+def _by_retry(values: list[str]) -> str:
+    """An Argo expression picking ``values[retries]`` (the last one after them)."""
+    return "{{=[" + ",".join(f"'{v}'" for v in values) + f"][sprig.min(asInt(retries), {len(values) - 1})]}}}}"
+
+
+def memory_patch(r: Resources, retries: int = RETRY_LIMIT) -> str:
+    """The ``podSpecPatch`` giving the main container the memory of its attempt."""
+    attempts = memory_per_attempt(r, retries)
+    memory = {"requests": {"memory": _by_retry([a[0] for a in attempts])},
+              "limits": {"memory": _by_retry([a[1] for a in attempts])}}
+    return json.dumps({"containers": [{"name": "main", "resources": memory}]}, separators=(",", ":"))
+
+
+def resource_requirements(r: Resources) -> m.ResourceRequirements:
+    cpu_limit, memory_limit = limits(r)
+    return m.ResourceRequirements(
+        requests={"cpu": m.Quantity(r.cpu), "memory": m.Quantity(r.memory)},
+        limits={"cpu": m.Quantity(cpu_limit), "memory": m.Quantity(memory_limit)},
+    )
+
+
+def step_metrics(pipeline: str, step: str) -> m.Metrics:
+    """A step's Prometheus metrics: its pods' duration by outcome, and (from the unit summary of a
+    pod that succeeded) its failed items and items per second."""
+    labels = [m.MetricLabel(key="pipeline", value=pipeline), m.MetricLabel(key="step", value=step)]
+    metrics = [m.Prometheus(
+        name="astroflow_step_duration_seconds", help="wall time of the step's pods, by outcome",
+        labels=labels + [m.MetricLabel(key="status", value="{{status}}")],
+        histogram=m.Histogram(buckets=[m.Amount(b) for b in DURATION_BUCKETS], value="{{duration}}"),
+    )]
+    for param, (_, name, kind, text) in UNIT_FIGURES.items():
+        value = f"{{{{outputs.parameters.{param}}}}}"
+        metrics.append(m.Prometheus(
+            name=name, help=text, labels=labels, when="{{status}} == Succeeded",
+            **({"counter": m.Counter(value=value)} if kind == "counter" else {"gauge": m.Gauge(value=value, realtime=False)}),
+        ))
+    return m.Metrics(prometheus=metrics)
+
+
+def _unit_outputs() -> list[Parameter]:
+    return [Parameter(name=param, value_from=m.ValueFrom(path=f"{UNIT_SUMMARY_DIR}/{file}", default="0"))
+            for param, (file, *_) in UNIT_FIGURES.items()]
+
+
+def workflow_metrics(pipeline: str) -> m.Metrics:
+    """The workflow's Prometheus metrics: its duration (in real time) and its outcome."""
+    label = m.MetricLabel(key="pipeline", value=pipeline)
+    return m.Metrics(prometheus=[
+        m.Prometheus(name="astroflow_workflow_duration_seconds", help="wall time of the workflow", labels=[label],
+                     gauge=m.Gauge(value="{{workflow.duration}}", realtime=True)),
+        m.Prometheus(name="astroflow_workflow_result_total", help="workflows ended, by outcome",
+                     labels=[label, m.MetricLabel(key="status", value="{{workflow.status}}")],
+                     counter=m.Counter(value="1")),
+    ])
+
+
+def _container(name: str, pipeline: str, image_step: str, resources: Resources, command: list[str], component: str,
+               step: str | None = None, **kw) -> Container:
+    # what the chart needs to recompute the memory patch for a site's override of the step
+    annotations = {"astroflow.io/oom-factor": f"{resources.oom_factor:g}",
+                   **({"astroflow.io/memory-cap": resources.memory_cap} if resources.memory_cap else {})}
     return Container(
         name=name,
-        image=image(pipeline, step.name),
+        image=image(pipeline, image_step),
         command=command,
-        env=ENV,
+        env=ENV + kw.pop("env", []),
         volume_mounts=MOUNTS,
         security_context=CONTAINER_SECURITY,
-        resources=m.ResourceRequirements(
-            requests={"cpu": m.Quantity(step.resources.cpu), "memory": m.Quantity(step.resources.memory)}
-        ),
+        resources=resource_requirements(resources),
         retry_strategy=RETRY,
-        labels=_labels(pipeline, step.name, component),
+        pod_spec_patch=memory_patch(resources),
+        active_deadline_seconds=resources.deadline_s,
+        labels=_labels(pipeline, step, component),
+        annotations=annotations,
         **kw,
     )
 
 
+def exit_command() -> list[str]:
+    """The onExit handler: the run's status as JSON (written whole, then renamed) and its HTML
+    report, onto the run's storage; nothing when init never made the run directory."""
+    script = (f'test -e "$0/{RUN_FILE}" || {{ echo "no run directory $0: nothing to report"; exit 0; }}; '
+              'astroflow status "$0" --json > "$0/.status.json.part"; '
+              '[ $? -le 1 ] && mv "$0/.status.json.part" "$0/status.json"; '  # 1: incomplete, still a status
+              'exec astroflow report "$0"')
+    return ["sh", "-c", script, RUN_DIR]
+
+
 # --- the workflow -------------------------------------------------------------------------------
 def compile_pipeline(pipeline: Pipeline) -> WorkflowTemplate:
-    """One WorkflowTemplate for ``pipeline``: init, then a plan task and a fan-out task per step."""
+    """One WorkflowTemplate for ``pipeline``: init, then a plan task and a fan-out task per step,
+    and the exit handler."""
     p = pipeline.name
     order = [pipeline.step(n) for n in pipeline.order()]
     defaults = {**{k: v for k, (v, _) in PARAMETERS.items()}, "config-map": config_map_name(p)}
@@ -244,28 +428,40 @@ def compile_pipeline(pipeline: Pipeline) -> WorkflowTemplate:
             "workflows.argoproj.io/description": (pipeline.doc or f"The {p} pipeline.").strip().splitlines()[0],
         },
         entrypoint="main",
+        on_exit="exit",
         arguments=[Parameter(name=k, value=defaults[k], description=PARAMETERS[k][1]) for k in params],
         service_account_name=SERVICE_ACCOUNT,
         parallelism=PARALLELISM,
+        active_deadline_seconds=WORKFLOW_DEADLINE_S,
+        synchronization=m.Synchronization(mutexes=[m.Mutex(name=RUN_MUTEX)]),
+        metrics=workflow_metrics(p),
         pod_gc=POD_GC,
         ttl_strategy=TTL,
         security_context=POD_SECURITY,
         volumes=_volumes(),
         workflow_metadata=m.WorkflowMetadata(labels=_labels(p)),
     ) as wt:
-        # init runs in the image of the first step: every step image carries the whole pipeline.
-        init = _container("init", p, order[0], init_command(pipeline), "init")
+        # init and exit run in the image of the first step: every step image carries the whole pipeline.
+        first = order[0].name
+        init = _container("init", p, first, CONTROL_RESOURCES, init_command(pipeline), "init")
+        _container("exit", p, first, CONTROL_RESOURCES, exit_command(), "exit")
         plans, shards = {}, {}
         for step in order:
             t = task_name(step.name)
             plans[step.name] = _container(
-                f"plan-{t}", p, step, ["astroflow", "plan", p, step.name, "--run-dir", RUN_DIR], "plan",
+                f"plan-{t}", p, step.name, step.resources, ["astroflow", "plan", p, step.name, "--run-dir", RUN_DIR],
+                "plan", step.name,
             )
+            heavy = [m.SemaphoreRef(config_map_key_ref=m.ConfigMapKeySelector(name=SEMAPHORE_CONFIG_MAP, key=HEAVY_SEMAPHORE))]
             shards[step.name] = _container(
-                t, p, step,
+                t, p, step.name, step.resources,
                 ["astroflow", "step", p, step.name, "--run-dir", RUN_DIR, "--shard", "{{inputs.parameters.shard}}"],
-                "shard",
+                "shard", step.name,
                 inputs=[Parameter(name="shard")],
+                outputs=_unit_outputs(),
+                env=[m.EnvVar(name=UNIT_SUMMARY_ENV, value=UNIT_SUMMARY_DIR)],
+                metrics=step_metrics(p, step.name),
+                synchronization=m.Synchronization(semaphores=heavy) if step.resources.heavy else None,
             )
         with DAG(name="main", fail_fast=False):  # one failed shard lets the others and other branches finish
             init(name="init")
@@ -391,15 +587,23 @@ def lint(doc: dict) -> list[str]:
         problems.append("spec.entrypoint is missing")
     elif entry not in templates:
         problems.append(f"spec.entrypoint {entry!r} names no template")
+    if spec.get("onExit") and spec["onExit"] not in templates:
+        problems.append(f"spec.onExit {spec['onExit']!r} names no template")
     for name, tmpl in templates.items():
         where = f"template {name}"
         if not name or not NAME.match(name):
             problems.append(f"{where}: invalid name (letters, digits and '-' only)")
-        inputs = {p.get("name") for p in (tmpl.get("inputs") or {}).get("parameters") or []}
-        for tag in _tags(tmpl):
-            found = re.fullmatch(r"inputs\.parameters\.([A-Za-z0-9_.-]+)", tag)
-            if found and found.group(1) not in inputs:
-                problems.append(f"{where}: uses {{{{{tag}}}}} but declares no input parameter {found.group(1)!r}")
+        for kind in ("inputs", "outputs"):
+            declared = {p.get("name") for p in (tmpl.get(kind) or {}).get("parameters") or []}
+            for tag in _tags(tmpl):
+                found = re.fullmatch(kind + r"\.parameters\.([A-Za-z0-9_.-]+)", tag)
+                if found and found.group(1) not in declared:
+                    problems.append(f"{where}: uses {{{{{tag}}}}} but declares no {kind[:-1]} parameter {found.group(1)!r}")
+        if tmpl.get("podSpecPatch"):
+            try:
+                json.loads(tmpl["podSpecPatch"])
+            except ValueError as exc:
+                problems.append(f"{where}: podSpecPatch is not JSON: {exc}")
         if "dag" in tmpl:
             problems += _lint_dag(name, tmpl["dag"], templates)
         if "container" in tmpl:
@@ -474,6 +678,11 @@ def _lint_container(name: str, c: dict, spec: dict) -> list[str]:
         problems.append(f"{where}: does not run as non-root (runAsNonRoot)")
     if not sc.get("readOnlyRootFilesystem"):
         problems.append(f"{where}: root filesystem is not read-only")
+    resources = c.get("resources") or {}
+    for kind in ("requests", "limits"):  # a namespace whose quota requires limits refuses a pod without them
+        missing = [r for r in ("cpu", "memory") if r not in (resources.get(kind) or {})]
+        if missing:
+            problems.append(f"{where}: no {' and '.join(missing)} {kind}")
     return problems
 
 
@@ -509,12 +718,18 @@ def _lint_raw_data(spec: dict) -> list[str]:
 
 def lint_reference(doc: dict, template: dict) -> list[str]:
     """A Workflow or CronWorkflow running ``template``: right name, only parameters it declares,
-    and literal values that ``astroflow init`` will accept (partition, timezone, restart-hour)."""
+    literal values that ``astroflow init`` will accept (partition, timezone, restart-hour), and
+    the template's mutex of the run folder left in force."""
     spec = _spec(doc)
     ref = (spec.get("workflowTemplateRef") or {}).get("name")
     problems = []
     if ref != template["metadata"]["name"]:
         problems.append(f"workflowTemplateRef {ref!r} is not {template['metadata']['name']!r}")
+    if spec.get("synchronization") is not None:  # it would replace the template's, and with it the run's mutex
+        problems.append("sets its own synchronization, which replaces the template's mutex of the run folder")
+    mutexes = [x.get("name") for x in (template["spec"].get("synchronization") or {}).get("mutexes") or []]
+    if RUN_MUTEX not in mutexes:
+        problems.append(f"{template['metadata']['name']} does not queue its workflows on the mutex of their run folder")
     declared = {p["name"] for p in template["spec"].get("arguments", {}).get("parameters", [])}
     for p in (spec.get("arguments") or {}).get("parameters") or []:
         if p.get("name") not in declared:

@@ -14,7 +14,7 @@ The Sensor's trigger submits a Workflow that runs the installed ``astroflow-<pip
 WorkflowTemplate with ``arrival`` (the event's path, mapped under ``/data``), ``partition`` (the
 night, taken from the path, or ``last-night`` resolved by the Sensor for a schedule) and
 ``run-name`` = ``<pipeline>-<partition>``, so every frame of a night lands in one run directory;
-a mutex named after that run (:func:`astroflow.argo.run_mutex`) makes the night's workflows
+the template's mutex of that run (:data:`astroflow.argo.RUN_MUTEX`) makes the night's workflows
 queue instead of planning the same run at once.  The workflow's ``init`` admits the frame once
 complete and the plans grow by it, so each frame is processed once, however many events name it.
 
@@ -356,7 +356,7 @@ def _lint_sensor(sensor: dict, sources: dict[str, dict], templates: dict[str, di
 
 def _lint_workflow(where: str, workflow: dict, templates: dict[str, dict]) -> list[str]:
     """The Workflow a trigger submits: valid, runs an installed template, declared parameters only,
-    and queues on the mutex of its run folder."""
+    and queues on the mutex of its run folder (the template's: :func:`astroflow.argo.lint_reference`)."""
     if workflow.get("kind") != "Workflow":
         return [f"{where}: submits a {workflow.get('kind')!r}, not a Workflow"]
     problems = []
@@ -370,11 +370,6 @@ def _lint_workflow(where: str, workflow: dict, templates: dict[str, dict]) -> li
                         f"(installed: {', '.join(templates) or 'none'})")
     else:
         problems += [f"{where}: {p}" for p in argo.lint_reference(workflow, templates[ref])]
-    params = {p["name"]: p.get("value") for p in ((workflow.get("spec") or {}).get("arguments") or {}).get("parameters") or []}
-    mutexes = [x.get("name") for x in ((workflow.get("spec") or {}).get("synchronization") or {}).get("mutexes") or []]
-    if "run-name" in params and argo.run_mutex(params["run-name"]) not in mutexes:
-        problems.append(f"{where}: the workflows of run {params['run-name']!r} do not queue on the mutex "
-                        f"{argo.run_mutex(params['run-name'])!r}")
     return problems
 
 

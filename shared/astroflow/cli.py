@@ -16,6 +16,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 import typing
 from pathlib import Path
@@ -259,9 +260,11 @@ def _dispatch(argv: list[str]) -> int:
     if args.command == "step":
         return _step(args)
     if args.command == "render":
-        from astroflow import argo
         from astroflow.registry import PIPELINES
 
+        argo = _argo_or_none("render")
+        if argo is None:
+            return 2
         names = args.pipelines or list(PIPELINES)
         for name in names:
             print(argo.render(name, args.out))
@@ -274,13 +277,22 @@ def _dispatch(argv: list[str]) -> int:
     return 2
 
 
+def _argo_or_none(command: str):
+    """astroflow.argo, or None (with the one-line reason) where Hera is not installed: the step
+    images do not carry it; `pip install 'astroflow[argo]'` does."""
+    try:
+        from astroflow import argo
+    except ImportError as exc:
+        print(f"astroflow {command}: needs Hera ({exc.name} is missing): pip install 'astroflow[argo]'", file=sys.stderr)
+        return None
+    return argo
+
+
 def _submit(args) -> int:
     from astroflow.registry import registered
 
-    try:
-        from astroflow import argo
-    except ImportError as exc:  # the step images carry no Hera
-        print(f"astroflow submit: needs Hera ({exc.name} is missing): pip install 'astroflow[argo]'", file=sys.stderr)
+    argo = _argo_or_none("submit")
+    if argo is None:
         return 2
 
     if args.pipeline not in registered():
@@ -311,7 +323,7 @@ def _submit(args) -> int:
 
 
 def _print_workflow(wf: dict, output: str | None) -> None:
-    meta, status = wf.get("metadata") or {}, wf.get("status") or {}
+    meta = wf.get("metadata") or {}
     if output == "name":
         print(meta.get("name", ""), flush=True)
     elif output == "json":
@@ -367,7 +379,26 @@ def _step(args) -> int:
     else:
         print(f"{args.step} {unit}: {len(m['ok'])} ok, {len(m['failed'])} failed, "
               f"{len(m['skipped'])} skipped in {m['wall_s']} s", file=sys.stderr)
+        _write_unit_summary(m)
     return 0
+
+
+UNIT_SUMMARY_ENV = "ASTROFLOW_UNIT_SUMMARY"
+
+
+def _write_unit_summary(manifest: dict) -> None:
+    """In a pod (``$ASTROFLOW_UNIT_SUMMARY`` set by the template): the unit's failed items and
+    items per second, one number per file, which Argo reads as output parameters for the step's
+    Prometheus metrics (:data:`astroflow.argo.UNIT_FIGURES`)."""
+    folder = os.environ.get(UNIT_SUMMARY_ENV)
+    if not folder:
+        return
+    n = len(manifest["ok"]) + len(manifest["failed"]) + len(manifest["skipped"])
+    wall = float(manifest.get("wall_s") or 0.0)
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "items_failed").write_text(f"{len(manifest['failed'])}\n")
+    (out / "items_per_second").write_text(f"{n / wall if wall > 0 else 0.0:.6g}\n")
 
 
 def _redo(args) -> int:

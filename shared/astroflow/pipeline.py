@@ -65,7 +65,9 @@ class Pipeline:
     ``simulate(out_dir, options) -> dict`` writes a simulated data set in the real formats and
     returns the settings that run the pipeline on it (the demo); ``simulate_options`` is its
     options model (each field a flag of ``astroflow simulate`` and ``astroflow demo``).
-    ``report(run_dir) -> str`` returns the pipeline's own HTML section of the run report.
+    ``report(run_dir) -> str`` returns the pipeline's own HTML section of the run report (a
+    function, or ``"module:function"`` so that drawing libraries are imported only when a report
+    is written).
     ``tools`` are the pipeline's own commands (``astroflow PIPELINE TOOL ...``): name ->
     ``"module:function"``, the function taking the remaining arguments and returning an exit code.
     ``calibrations`` declares the look-up policy of each calibration type the steps use
@@ -80,7 +82,7 @@ class Pipeline:
     settings: type[Settings] = Settings
     simulate: Callable | None = None
     simulate_options: type[BaseModel] | None = None
-    report: Callable | None = None
+    report: Callable | str | None = None
     tools: Mapping[str, str] = field(default_factory=dict)
     calibrations: Mapping[str, Any] = field(default_factory=dict)
     db_migrations: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ products made with the same configuration carry the same hash whatever machine m
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,11 @@ def record(ctx) -> dict[str, Any]:
 
 
 def calibration_key(ctype: str) -> str:
-    """The header keyword of a calibration type: ``CAL`` + its first five letters or digits."""
-    return "CAL" + "".join(c for c in ctype.upper() if c.isalnum())[:5]
+    """The header keyword of a calibration type: ``CAL`` + five letters or digits, the first of
+    each word but the last and then the last word's (``BIAS`` -> ``CALBIAS``, ``WAVELENGTH`` ->
+    ``CALWAVEL``, ``MASTER_BIAS`` -> ``CALMBIAS``, ``MASTER_DARK`` -> ``CALMDARK``)."""
+    words = [w for w in re.split(r"[^A-Z0-9]+", ctype.upper()) if w]
+    return "CAL" + ("".join(w[0] for w in words[:-1]) + words[-1])[:5] if words else "CAL"
 
 
 def calibration_cards(rec: dict) -> list[tuple[str, str, str]]:

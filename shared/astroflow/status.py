@@ -39,9 +39,13 @@ class StepStatus:
     items_skipped: int = 0
     items_stale: int = 0
     rows: int = 0
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-    peak_rss_mb: float = 0.0
+    units: int = 0  # committed units holding the latest outcomes (the sums below are over them)
+    wall_s: float = 0.0  # the units' own time on the clock, summed
+    cpu_s: float = 0.0  # the units' CPU time (user + system, threads and children), summed
+    peak_rss_mb: float = 0.0  # the largest peak resident memory of one unit
+    started: float | None = None  # when the first of these units began (Unix time)
+    finished: float | None = None  # when the last of them committed (Unix time)
+    elapsed_s: float = 0.0  # finished - started: the step's span on the clock, parallel units overlapping
     missing_outputs: list[str] = field(default_factory=list)
     empty_outputs: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
@@ -49,7 +53,9 @@ class StepStatus:
     crashes: list[dict] = field(default_factory=list)
 
 
-def step_status(run_dir: Path, step, enabled: bool, cfg, state: deps.State, max_errors: int = 5) -> StepStatus:
+def step_status(run_dir: Path, step, enabled: bool, cfg, state: deps.State, max_errors: int | None = 5) -> StepStatus:
+    """One step's figures from its ledger; ``errors`` holds the first ``max_errors`` failed items
+    (None: all of them), each with its unit and that unit's log (relative to the run directory)."""
     step_dir = run_dir / step.name
     st = StepStatus(step.name, step.describe(), enabled, "not started" if enabled else "disabled")
     failure = rundir.read_failure(step_dir)
@@ -69,10 +75,14 @@ def step_status(run_dir: Path, step, enabled: bool, cfg, state: deps.State, max_
     st.items_failed = sum(v == "failed" for v in outcomes.values())
     st.items_skipped = sum(v == "skipped" for v in outcomes.values())
     for m in ledger.active:
+        st.units += 1
         st.rows += m.get("rows", 0)
         st.wall_s += m.get("wall_s", 0.0)
         st.cpu_s += m.get("cpu_s", 0.0)
         st.peak_rss_mb = max(st.peak_rss_mb, m.get("peak_rss_mb", 0.0))
+        if "started" in m:
+            st.started = min(st.started or m["started"], m["started"])
+        st.finished = max(st.finished or 0.0, m["committed_ns"] / 1e9)
         outputs = [(step_dir / m["part"])] if m.get("part") else []
         outputs += [run_dir / f for f in m.get("files", ())]
         for path in outputs:
@@ -80,8 +90,12 @@ def step_status(run_dir: Path, step, enabled: bool, cfg, state: deps.State, max_
                 st.missing_outputs.append(str(path.relative_to(run_dir)))
             elif path.stat().st_size == 0:
                 st.empty_outputs.append(str(path.relative_to(run_dir)))
-    st.errors = sorted(({k: e[k] for k in ("item", "error_type", "message", "file")} for e in ledger.errors()),
-                       key=lambda e: e["item"])[:max_errors]
+    if st.started is not None and st.finished is not None:
+        st.elapsed_s = round(max(0.0, st.finished - st.started), 3)
+    logs = {m["unit"]: m.get("log") for m in ledger.active}
+    st.errors = sorted(({**{k: e[k] for k in ("item", "error_type", "message", "file", "unit")},
+                         "log": f"{step.name}/{rundir.LOGS}/{logs[e['unit']]}" if logs.get(e["unit"]) else None}
+                        for e in ledger.errors()), key=lambda e: e["item"])[:max_errors]
     if enabled:
         phash = rundir.params_hash(cfg.step_params(get_pipeline(cfg.pipeline), step.name).model_dump())
         st.reason = deps.stale(plan.deps, state, params=phash) or ""
@@ -105,7 +119,8 @@ def step_status(run_dir: Path, step, enabled: bool, cfg, state: deps.State, max_
     return st
 
 
-def collect(run_dir: str | Path) -> dict:
+def collect(run_dir: str | Path, max_errors: int | None = 5) -> dict:
+    """The run's status: per step (:class:`StepStatus`, as dicts) and whether it is complete."""
     run_dir = Path(run_dir)
     cfg = run_config.load(run_dir)
     pipeline = get_pipeline(cfg.pipeline)
@@ -113,7 +128,7 @@ def collect(run_dir: str | Path) -> dict:
     state = state_for(run_dir, cfg)
     steps = []
     for name in pipeline.order():
-        s = step_status(run_dir, pipeline.step(name), name in enabled, cfg, state)
+        s = step_status(run_dir, pipeline.step(name), name in enabled, cfg, state, max_errors)
         if s.state not in ("done", "done with problems", "disabled"):
             state.changed.add(name)
         steps.append(s)

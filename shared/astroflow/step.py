@@ -17,6 +17,7 @@ it reads, the upstream rows, the raw files, the folders it lists, the calibratio
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,10 +47,32 @@ class StepParams(BaseModel):
 
 @dataclass(frozen=True)
 class Resources:
-    """What one shard asks of a Kubernetes node (requests; limits are left to the site)."""
+    """What one pod of the step asks of a Kubernetes node, and how an OOM-killed pod is retried.
+
+    ``cpu`` and ``memory`` are the requests (Kubernetes quantities), ``cpu_limit`` and
+    ``memory_limit`` the limits (default: the requests, so a namespace whose quota requires
+    limits admits the pod and memory is never overcommitted).  A pod killed for memory is retried
+    with its memory request and limit multiplied by ``oom_factor`` per attempt, up to
+    ``memory_cap`` (default: twice the limit).  ``deadline_s`` is the pod's
+    ``activeDeadlineSeconds``; ``heavy`` steps share the site's semaphore of heavy pods (the
+    chart's ``semaphores.heavy``).  A site overrides the requests, limits, OOM retries and
+    deadline per step in its values file (``steps.<pipeline>.<step>``).
+    """
 
     cpu: str = "1"
     memory: str = "2Gi"
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+    oom_factor: float = 1.5
+    memory_cap: str | None = None
+    deadline_s: int = 6 * 3600
+    heavy: bool = False
+
+    def __post_init__(self):
+        if self.oom_factor < 1:
+            raise AstroflowError(f"Resources.oom_factor {self.oom_factor} is below 1: a retry would get less memory")
+        if self.deadline_s <= 0:
+            raise AstroflowError(f"Resources.deadline_s {self.deadline_s} is not a positive number of seconds")
 
 
 class _Index:
@@ -208,7 +231,7 @@ class Context:
             raise AstroflowError(f"pipeline {self.pipeline} declares no calibration type {ctype!r} "
                                  f"(declared: {', '.join(self.calib_types) or 'none'})")
         from astroflow.calib import NoCalibration
-        from astroflow.calib.models import utc
+        from astroflow.calib.records import utc
 
         lib = self.library()
         try:
@@ -267,15 +290,6 @@ class Context:
                                    "is_master": is_master, "good_after": good_after, "good_until": good_until,
                                    "item": self.item_id or self.step})
         return path
-
-    def fits_cards(self) -> list[tuple[str, str, str]]:
-        """Header cards naming the code version and the calibrations the current item used
-        (banzai's ``L1IDBIAS`` style): ``PIPEVER`` and ``CAL<TYPE>`` = file name.  A subset of
-        :meth:`provenance_cards`, which products should carry."""
-        from astroflow import provenance
-
-        return [("PIPEVER", self.code_version, "astroflow code version")] + provenance.calibration_cards(
-            provenance.record(self))
 
     def provenance(self) -> dict:
         """What made the current item's products (:mod:`astroflow.provenance`): creation time,
@@ -342,8 +356,11 @@ class StepBase:
         return isinstance(self, FanOut)
 
     def describe(self) -> str:
-        """First line of the step's documentation (the runbook step it replaces)."""
-        return (self.doc or "").strip().splitlines()[0] if self.doc else ""
+        """First sentence of the step's documentation (the runbook step it replaces), whole even
+        where the docstring wraps it over several lines."""
+        paragraph = " ".join((self.doc or "").strip().split("\n\n")[0].split())
+        end = re.search(r"[.!?](\s|$)", paragraph)
+        return paragraph[:end.start() + 1] if end else paragraph
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,6 @@ def to_qtable(table: pa.Table):
     import warnings
 
     import astropy.units as u
-    import numpy as np
     from astropy.table import Column, MaskedColumn, QTable
 
     out = QTable(meta={k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()

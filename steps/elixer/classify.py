@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from astroflow.errors import ItemError
 from astroflow.step import FanOut, Resources, StepParams
+from astroflow.units import with_units
 from steps.elixer.catalog import DETECTION_COLUMNS, DTYPES, VERSION
 from steps.elixer.detfile import DetectionsFile, check_layout, detection_rows, read_detectids
 from steps.elixer.reportfiles import is_whole
@@ -33,12 +34,32 @@ def _arrow_type(dt):
             "f": pa.float32() if dt.itemsize == 4 else pa.float64(), "b": pa.bool_(), "S": pa.string()}[dt.kind]
 
 
-SCHEMA = pa.schema(
+LINE_FLUX, FLUX_DENSITY = "1e-17 erg / (s cm2)", "1e-17 erg / (s cm2 Angstrom)"
+SCHEMA = with_units(pa.schema(
     [(name, _arrow_type(DTYPES["Detections"][name])) for name in DETECTION_COLUMNS]
     + [("spectra_lines", pa.string()), ("cal_wavelength", pa.list_(pa.float32())), ("cal_flux", pa.list_(pa.float32())),
        ("cal_flux_err", pa.list_(pa.float32())), ("num_fibers", pa.int32()), ("reports_built", pa.list_(pa.string())),
        ("votes", pa.string()), ("features", pa.string())]
-)
+), {
+    "ra": ("deg", "right ascension (ICRS)"), "dec": ("deg", "declination (ICRS)"),
+    "seeing_fwhm": ("arcsec", "the shot's seeing FWHM"),
+    "wavelength_obs": ("Angstrom", "observed wavelength of the line"), "wavelength_obs_err": "Angstrom",
+    "flux_line": (LINE_FLUX, "line flux"), "flux_line_err": LINE_FLUX,
+    "fwhm_line_aa": ("Angstrom", "line FWHM"), "fwhm_line_aa_err": "Angstrom",
+    "fwhm_line_kms": ("km / s", "line FWHM"), "fwhm_line_kms_err": "km / s",
+    "continuum_line": (FLUX_DENSITY, "continuum at the line"), "continuum_line_err": FLUX_DENSITY,
+    "continuum_wide": (FLUX_DENSITY, "continuum from the wide band"), "continuum_wide_err": FLUX_DENSITY,
+    "combined_continuum": (FLUX_DENSITY, "continuum combined from every estimate"), "combined_continuum_err": FLUX_DENSITY,
+    "eqw_rest_lya_line": ("Angstrom", "rest-frame equivalent width if LyA (line continuum)"),
+    "eqw_rest_lya_line_err": "Angstrom",
+    "eqw_rest_lya_wide": ("Angstrom", "rest-frame equivalent width if LyA (wide continuum)"),
+    "eqw_rest_lya_wide_err": "Angstrom",
+    "combined_eqw_rest_lya": ("Angstrom", "rest-frame equivalent width if LyA (combined continuum)"),
+    "combined_eqw_rest_lya_err": "Angstrom",
+    "mag_g_wide": ("mag", "g magnitude (AB) of the spectrum"), "mag_g_wide_err": "mag", "mag_g_wide_limit": "mag",
+    "cal_wavelength": ("Angstrom", "wavelengths of the calibrated spectrum"),
+    "cal_flux": (FLUX_DENSITY, "calibrated spectrum"), "cal_flux_err": FLUX_DENSITY,
+})
 
 
 class ClassifyParams(StepParams):

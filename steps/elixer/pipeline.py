@@ -38,26 +38,12 @@ def simulate(out: Path, opts: ElixerSimulation) -> dict:
     return {"detections": str(paths["detections"]), "detectids": str(paths["detectids"])}
 
 
-def report(run_dir: Path) -> str:
-    """The run report's ELiXer section: reports expected vs present per type."""
-    from steps.elixer.count import report_counts
-    from astroflow import config as run_config
-
-    cfg = run_config.load(run_dir)
-    kinds = ElixerSettings.model_validate(cfg.settings).report_types()
-    rows = report_counts(Path(run_dir), kinds)
-    body = "".join(f"<tr><td>{r['type']}</td><td>{r['expected']}</td><td>{r['whole']}</td><td>{r['missing']}</td></tr>"
-                   for r in rows)
-    return ("<h2>ELiXer reports</h2><table><tr><th>type</th><th>expected</th><th>present</th><th>missing</th></tr>"
-            f"{body}</table><p>catalogue: <a href='elixer_cat.h5'>elixer_cat.h5</a></p>")
-
-
 ELIXER = Pipeline(
     "elixer",
     settings=ElixerSettings,
     simulate=simulate,
     simulate_options=ElixerSimulation,
-    report=report,
+    report="steps.elixer.run_report:section",
     tools=TOOLS,
     doc=__doc__.splitlines()[0],
     steps=[

@@ -118,6 +118,6 @@ astrometry = FanOut(
     key=("datevobs",),
     schema=SCHEMA,
     shard_size=1,
-    resources=Resources(cpu="1", memory="6Gi"),
+    resources=Resources(cpu="1", memory="6Gi", heavy=True),
     doc=__doc__,
 )

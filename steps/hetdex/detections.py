@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from astroflow.step import FanOut, Resources
+from astroflow.units import with_units
 from steps.hetdex.calfib import load
 from steps.hetdex.science import detect
 from steps.hetdex.science.coords import focal_to_sky
@@ -26,7 +27,8 @@ FIBER = pa.struct([("multiframe", pa.string()), ("fibnum", pa.int32()), ("expnum
                    ("weight", pa.float32())])
 SEARCH_SCHEMA = pa.schema([("datevobs", pa.string()), ("ifuslot", pa.string()), ("x", pa.float64()), ("y", pa.float64()),
                            ("wave", pa.float64()), ("sn_search", pa.float64()), ("noise_ratio", pa.float64())])
-SCHEMA = pa.schema([
+LINE_FLUX, PER_BIN = "1e-17 erg / (s cm2)", "5e-18 erg / (s cm2 Angstrom)"  # 1e-17 per 2 A bin
+SCHEMA = with_units(pa.schema([
     ("detectid", pa.int64()), ("shotid", pa.int64()), ("datevobs", pa.string()), ("ifuslot", pa.string()),
     ("ra", pa.float64()), ("dec", pa.float64()), ("wave", pa.float64()), ("wave_err", pa.float64()),
     ("flux", pa.float64()), ("flux_err", pa.float64()), ("sn", pa.float64()), ("sn_err", pa.float64()),
@@ -36,7 +38,18 @@ SCHEMA = pa.schema([
     ("multiframe", pa.string()), ("fibnum", pa.int32()), ("expnum", pa.int32()), ("amp", pa.string()),
     ("x_ifu", pa.float64()), ("y_ifu", pa.float64()), ("weight", pa.float64()), ("flux_noise_1sigma", pa.float64()),
     ("spec1d", F), ("spec1d_err", F), ("spec1d_ffsky", F), ("fibers", pa.list_(FIBER)),
-])
+]), {
+    "ra": ("deg", "right ascension (ICRS)"), "dec": ("deg", "declination (ICRS)"),
+    "wave": ("Angstrom", "line centre (air)"), "wave_err": "Angstrom",
+    "flux": (LINE_FLUX, "line flux"), "flux_err": LINE_FLUX, "flux_noise_1sigma": (LINE_FLUX, "1-sigma line-flux noise"),
+    "linewidth": ("Angstrom", "Gaussian sigma of the line"), "linewidth_err": "Angstrom",
+    "continuum": (PER_BIN, "continuum under the line, per 2 A bin (HETDEX's 1e-17 erg/s/cm2/2A)"),
+    "continuum_err": PER_BIN,
+    "x_focal": ("arcsec", "focal-plane x"), "y_focal": ("arcsec", "focal-plane y"),
+    "x_ifu": ("arcsec", "IFU x"), "y_ifu": ("arcsec", "IFU y"),
+    "spec1d": (PER_BIN, "PSF-weighted spectrum on the 2 A grid (HETDEX's 1e-17 erg/s/cm2/2A)"),
+    "spec1d_err": PER_BIN, "spec1d_ffsky": PER_BIN,
+})
 
 
 def shot_ifus(ctx) -> list[dict]:

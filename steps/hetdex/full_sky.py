@@ -87,6 +87,6 @@ full_sky = FanOut(
     key=("datevobs", "expnum"),
     schema=SCHEMA,
     shard_size=1,
-    resources=Resources(cpu="1", memory="6Gi"),
+    resources=Resources(cpu="1", memory="6Gi", heavy=True),
     doc=__doc__,
 )

@@ -71,6 +71,7 @@ HETDEX = Pipeline(
     simulate=simulate,
     simulate_options=HetdexSimulation,
     calibrations=CALIBRATIONS,
+    report="steps.hetdex.run_report:section",
     doc=__doc__.splitlines()[0],
     steps=[
         inventory,       # 1-2   tar lists and header table (fan-out by tar)

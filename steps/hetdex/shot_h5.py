@@ -161,6 +161,6 @@ shot_h5 = FanOut(
     key=("datevobs",),
     schema=SCHEMA,
     shard_size=1,
-    resources=Resources(cpu="1", memory="8Gi"),
+    resources=Resources(cpu="1", memory="8Gi", heavy=True),
     doc=__doc__,
 )

@@ -52,6 +52,8 @@ def _combined(ctx, rows, pflat, bkg_path=None):
         imgs.append(img / max(r["exptime"], 1e-3))
         vars_.append(var / max(r["exptime"], 1e-3) ** 2)
     n = len(imgs)
+    if n == 1:  # the mean of one frame is that frame
+        return imgs[0], vars_[0]
     with warnings.catch_warnings():  # masked (trap, bad) pixels are NaN in every frame
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(np.stack(imgs), axis=0), np.nanmean(np.stack(vars_), axis=0) / n

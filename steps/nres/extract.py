@@ -68,9 +68,8 @@ def extract_frame(ctx, item) -> dict:
     for key in ("object", "day_obs", "dateobs", "exptime", "site", "instrument", "camera"):
         head[key.upper().replace("_", "-")[:8]] = item[key]
     head["DRIFT"] = (drift_ms, "[m/s] ThAr fiber against the TRIPLE")
-    head["SNR"] = (snr, "90th percentile of flux/uncertainty, median over orders")
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    head["SNR"] = (snr, "median over orders of 90th pct flux/err")
+    ctx.stamp_fits(head)
     n, nx = flux.shape
     table = Table({
         "id": np.arange(n), "order": m.astype(np.int16), "fiber": np.full(n, fiber, np.int8),

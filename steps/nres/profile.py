@@ -2,8 +2,9 @@
 
 For every master FLAT of the run (one per night and fiber state), along the night's traces
 (the nearest TRACE in the library): the flat's pixels in each trace's stamp, normalised per
-column (the profile optimal extraction weights with), and the flat's flux summed per column
-(the blaze, normalised to its 95th percentile).  Registered as a PROFILE calibration matching
+column (the profile optimal extraction weights with), and the flat's flux summed per column and
+smoothed by a 101-column running median (the blaze, normalised to its 95th percentile; banzai-nres
+``BlazeMaker``).  Registered as a PROFILE calibration matching
 the flat's fiber state; written to the reduced tree's ``blaz`` folder.
 """
 
@@ -47,8 +48,7 @@ def profile_one(ctx, item) -> dict:
                                     {**attrs, "fiber_state": item["fiber_state"]}, frames=[item["path"]])
     head = fits.Header()
     head["OBSTYPE"], head["DAY-OBS"] = "PROFILE", item["day_obs"]
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     write_profile(path, prof, blaze, blaze_err, head)
     return {**{k: item[k] for k in ("site", "instrument", "camera", "day_obs", "fiber_state")},
             "n_traces": len(traces), "half_height": prof.k, "trace": traces_path.name, "flat": item["path"],

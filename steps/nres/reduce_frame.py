@@ -73,8 +73,7 @@ def _reduce(ctx, row: dict) -> dict:
     for key in ("obstype", "objects", "object", "day_obs", "dateobs", "exptime", "site", "instrument", "camera"):
         head[key.upper().replace("_", "-")[:8]] = row[key]
     head["BUNIT"] = "electron"
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     rel = (f"reduced/{row['site']}/{row['instrument']}/frames/{row['day_obs']}/"
            f"{row['filename'].removesuffix('.fz').removesuffix('.fits')}.fits")
     write_image(ctx.product(rel), image, head)

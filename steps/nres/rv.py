@@ -66,8 +66,7 @@ def rv_frame(ctx, item) -> dict:
     head["TEFF"] = (cls["teff"] if cls["teff"] is not None else np.nan, f"[K] {cls['teff_source']}")
     head["LOGG"] = (cls["logg"] if cls["logg"] is not None else np.nan, f"[dex] {cls['teff_source']}")
     head["CLASSIFY"] = (template, "template the velocities are measured against")
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     hdus = [fits.PrimaryHDU(header=head), fits.BinTableHDU(spec["table"], name="SPECTRUM")]
     if ccf is not None:
         hdus.append(fits.BinTableHDU(ccf, name="CCF"))

@@ -75,8 +75,7 @@ def stack_one(ctx, item: dict, source: str) -> dict:
     head["BUNIT"] = "electron/s" if ctype == "DARK" else "electron"
     if np.isfinite(rn):
         head["RDNOISE"] = (rn, "[e-] from pairs of the stacked frames")
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     write_image(path, np.nan_to_num(master), head, [fits.ImageHDU(count, name="NFRAMES")])
     return {"type": ctype, "filename": name, "day_obs": item["day_obs"], "dateobs": mean_time.isoformat(),
             "site": item["site"], "instrument": item["instrument"], "camera": item["camera"],

@@ -82,8 +82,7 @@ def make_template(ctx, item) -> dict:
     head = fits.Header()
     head["OBJECT"], head["NAVG"], head["JDATE"] = star.name, len(item["frames"]), jdate
     head["TEFF"], head["LOGG"] = star.teff or -99.9, star.logg or -99.9
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     table = Table({"order": zero["order"], "wavelength": zero["wavelength"], "flux": zero["flux"],
                    "uncertainty": zero["uncertainty"]})
     with atomic_path(path) as tmp:

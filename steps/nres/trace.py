@@ -60,8 +60,7 @@ def trace_night(ctx, item) -> dict:
                                     frames=[p.name for p in flats])
     head = fits.Header()
     head["OBSTYPE"], head["DAY-OBS"] = "TRACE", item["day_obs"]
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     write_traces(path, traces, head)
     return {**{k: item[k] for k in ("site", "instrument", "camera", "day_obs")}, "n_traces": len(traces),
             "n_orders": traces.n_orders, "median_rms_px": float(np.nanmedian(traces.rms)),

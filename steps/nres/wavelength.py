@@ -140,8 +140,7 @@ def wavelength_night(ctx, item) -> list[dict]:
     at = night_time(item["day_obs"])
     head = fits.Header()
     head["DAY-OBS"] = item["day_obs"]
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     stem = f"{item['site']}{item['instrument']}_{item['camera']}"
     tpath = ctx.register_calibration("TRIPLE", reduced_path(item, "TRIPLE", f"{stem}_triple_{item['day_obs']}.fits"),
                                      at, attrs, frames=[p.name for p in doubles])

@@ -1,12 +1,14 @@
 """The night's calibration products in one table (``RUNDIR/calibrations/``): what a look at the
 night directory and the check plots told before.
 
-One row per product of the night (so far the master bias of each ADC speed and the trace
-match): the night, the product's file name, its status (``complete``/``partial``: made tonight from a complete or
-partial set; ``fallback``: tonight's set was too small and an earlier night's master is used;
-``missing``: neither), ``fallback_from`` (the night of the master used instead), ``wave_rms``
-(the wavelength solution's rms, for the products that have one), the frames it was made from
-and the file.
+One row per product of the night (the master bias of each ADC speed, the trace match, the
+hexagonal grid, the wavelength solution, the 3D flat, the fluxcal linked in): the night, the
+product's file name, its status (``complete``/``partial``: made tonight from a complete or
+partial set; ``fallback``: tonight's set was too small or its solution failed, and an earlier
+night's product is used, looked up as :mod:`steps.sedm.fallback` does; ``missing``: neither;
+the fluxcal: ``linked`` or ``missing``), ``fallback_from`` (the night of the product used
+instead), ``wave_rms`` (the median per-spaxel rms of the wavelength solution used, A), the
+number of frames of a master bias, the file and why it is not tonight's.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import pyarrow as pa
 from astroflow.calib import NoCalibration
 from astroflow.step import Step
 from steps.sedm import sets
-from steps.sedm.calibrations import BIAS, TRACEMATCH, bias_attributes, bias_name, observed
-from steps.sedm.geometry import product_name
+from steps.sedm.calibrations import BIAS, bias_attributes, bias_name, observed
+from steps.sedm.fallback import PRODUCTS, resolve
+from steps.sedm.science.wavesolution import GeometrySolutionFailed
 
 SCHEMA = pa.schema([
     ("night", pa.string()), ("product", pa.string()), ("status", pa.string()), ("fallback_from", pa.string()),
@@ -54,34 +57,22 @@ def products(ctx) -> list[dict]:
                 pass
         out.append({"night": date, "product": product, "status": status, "fallback_from": origin,
                     "wave_rms": float("nan"), "n_frames": st.present, "path": path, "message": st.message()})
-    out.append(_trace_match(ctx, rows))
+    for product in PRODUCTS:
+        try:
+            r = resolve(ctx, product)
+        except GeometrySolutionFailed as exc:
+            _, step, name, suffix = PRODUCTS[product]
+            r = {"product": f"{name(date)}{suffix}", "status": "missing", "fallback_from": "",
+                 "wave_rms": float("nan"), "path": "", "message": str(exc)}
+        out.append({"night": date, "product": r["product"], "status": r["status"], "fallback_from": r["fallback_from"],
+                    "wave_rms": r["wave_rms"], "n_frames": 0, "path": r["path"], "message": r["message"]})
+    for r in ctx.rows("fluxcal_link"):
+        out.append({"night": date, "product": r["product"] or "fluxcal", "status": r["status"],
+                    "fallback_from": r["fallback_from"], "wave_rms": float("nan"), "n_frames": 0, "path": r["path"],
+                    "message": r["message"]})
     return out
 
 
-def _trace_match(ctx, rows: list[dict]) -> dict:
-    name = product_name(ctx.settings.date)
-    traces = ctx.table("geometry").to_pylist()
-    if traces:
-        t = traces[0]
-        return {"night": ctx.settings.date, "product": f"{name}.json", "status": t["status"], "fallback_from": "",
-                "wave_rms": float("nan"), "n_frames": t["n_frames"], "path": t["path"],
-                "message": f"{len(traces)} traces"}
-    domes = [r for r in rows if r["kind"] == "dome"]
-    st = sets.state("dome", domes, ctx.settings)
-    status, origin, path = "missing", "", ""
-    ifu = [r for r in rows if r["camera"] == "IFU"]
-    if ifu:
-        first = min(ifu, key=lambda r: r["mjd_obs"])
-        try:
-            chosen = ctx.calibration(TRACEMATCH, observed(first), nx=int(first["nx"]), ny=int(first["ny"]))
-            used = [u for u in ctx.calibrations_used.get(ctx.step, []) if u["path"] == str(chosen)]
-            status, path = "fallback", str(chosen)
-            origin = used[0]["dateobs"][:10].replace("-", "") if used else ""
-        except NoCalibration:
-            pass
-    return {"night": ctx.settings.date, "product": f"{name}.json", "status": status, "fallback_from": origin,
-            "wave_rms": float("nan"), "n_frames": st.present, "path": path, "message": st.message()}
-
-
-calibrations = Step("calibrations", inputs=("night", "master_bias", "geometry"), run=products, schema=SCHEMA,
+calibrations = Step("calibrations", inputs=("night", "master_bias", "geometry", "hexagrid", "wavesolution", "flat",
+                                                    "fluxcal_link"), run=products, schema=SCHEMA,
                     doc=__doc__)

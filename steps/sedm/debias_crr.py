@@ -92,8 +92,7 @@ def debias_crr_one(ctx, item: dict) -> dict:
     header["BIASFALL"] = (fallback, "the master bias is an earlier night's")
     header["GAIN"] = (1.0, f"GAIN adjusted (was {row['gain']})")
     header["BUNIT"] = "electron"
-    for card in ctx.fits_cards():
-        header[card[0]] = card[1:]
+    ctx.stamp_fits(header)
     roots = ctx.settings.raw_roots()
     folder = night_dir(ctx.settings)
     b_rel = folder / f"b_{row['filename']}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +33,7 @@ from astroflow.errors import ItemError, Skip
 from astroflow.step import FanOut, Resources
 from steps.sedm import sets
 from steps.sedm.calibrations import TRACEMATCH, observed
-from steps.sedm.science.traces import find_traces
+from steps.sedm.science.traces import Trace, find_traces
 from steps.sedm.writer import guard, night_dir
 
 SCHEMA = pa.schema([
@@ -45,6 +46,16 @@ SCHEMA = pa.schema([
 
 def product_name(date: str) -> str:
     return f"{date}_TraceMatch"
+
+
+def read_trace_match(path) -> list[Trace]:
+    """The traces of a ``{date}_TraceMatch.json``, in its order."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        return [Trace(**{k: t[k] for k in ("x_min", "x_max", "x_mid", "y_mid", "tilt", "sigma", "flux", "rms")})
+                for t in doc["traces"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ItemError(f"not a readable trace match: {exc}", path=path) from None
 
 
 def night_geometry(ctx) -> list[dict]:

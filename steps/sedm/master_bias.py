@@ -89,8 +89,7 @@ def make_master(ctx, item: dict) -> dict:
     head["SETSTAT"] = (st.status, f"{st.present} of {st.target}")
     for i, r in enumerate(rows, 1):
         head[f"IMCMB{i:03d}"] = r["filename"]
-    for card in ctx.fits_cards():
-        head[card[0]] = card[1:]
+    ctx.stamp_fits(head)
     write_fits(path, ctx.settings.raw_roots(), [image_hdu(master, head)])
     return {"set": item["set"], "adcspeed": item["adcspeed"], "status": st.status, "n_frames": len(rows),
             "announced": st.announced, "combine": how, "read_noise_e": rn, "level_adu": level, "mean_e": mean_e,

@@ -1,5 +1,5 @@
 """SEDM (Palomar 60-inch IFU): the night's pipeline after the pysedm/sedmpy runbook; so far the
-afternoon's first calibrations and the spaxel traces.
+afternoon's calibrations: master biases, traces, wavelength solution, fallback.
 
     astroflow run sedm --data-root /data/sedm/raw --date 20180907 --redux-root /scr2/sedmdrp/redux --out RUN
     astroflow demo sedm --out RUN      # a simulated night, same pipeline
@@ -14,10 +14,15 @@ from steps.sedm.calibration_table import calibrations
 from steps.sedm.calibrations import CALIBRATIONS
 from steps.sedm.debias_crr import debias_crr
 from steps.sedm.errors_table import report
+from steps.sedm.fallback import fallback
+from steps.sedm.flat import flat
+from steps.sedm.fluxcal_link import fluxcal_link
 from steps.sedm.geometry import geometry
+from steps.sedm.hexagrid import hexagrid
 from steps.sedm.master_bias import master_bias
 from steps.sedm.night import night
 from steps.sedm.settings import SedmSettings
+from steps.sedm.wavesolution import wavesolution
 from steps.sedm.simulation import SedmSimulation, simulate
 
 SEDM = Pipeline(
@@ -36,6 +41,11 @@ SEDM = Pipeline(
         master_bias,       # 3    master bias per ADC speed (fan-out by speed)
         debias_crr,        # 4    b_ and crr_b_ of every other IFU frame (fan-out by frame)
         geometry,          # 5    the spaxel traces, blind from the dome flats ({date}_TraceMatch)
+        hexagrid,          # 5    the hexagonal spaxel grid from the trace positions ({date}_HexaGrid)
+        wavesolution,      # 5    per-spaxel wavelength solutions from the Hg, Cd, Xe arcs ({date}_WaveSolution)
+        flat,              # 5    the 3D flat from the dome flats ({date}_Flat)
+        fallback,          # 6    a failed geometry: the latest good night's files linked in (fan-out by product)
+        fluxcal_link,      # 7    the most recent fluxcal_*.fits linked in
         calibrations,      #      the night's calibration products, one table
     ],
 )

@@ -18,6 +18,8 @@ from pydantic import Field, model_validator
 
 from astroflow.pipeline import DataRoot, Settings
 
+ARC_LINES = Path(__file__).resolve().parent / "data" / "sedm_arclines.csv"  # the default arc line list
+
 
 class SedmSettings(Settings):
     environment = {"SEDM_DATA_ROOT": "data_root", "SEDM_REDUX_ROOT": "redux_root", "SEDM_USER": "user"}
@@ -35,6 +37,22 @@ class SedmSettings(Settings):
     lamp_minimum: int = Field(3, ge=1, description="fewest frames of an arc or dome set that are used")
     minmax_above: int = Field(7, ge=2, description="stack a master bias with min/max rejection when it has "
                               "more frames than this (else the median)")
+    arc_lines: Path | None = Field(None, description="arc line list (CSV lamp,wavelength_vacuum,group,note; "
+                                   "default: steps/sedm/data/sedm_arclines.csv)")
+    wave_degree: int = Field(5, ge=1, le=9, description="degree of each spaxel's pixel-to-wavelength polynomial")
+    wave_rms_limit: float = Field(3.0, gt=0, description="A: a spaxel's solution is good at or below this rms, "
+                                  "and the night's solution fails (GeometrySolutionFailed) when the median is above")
+    wave_min_lines: int = Field(8, ge=2, description="arc lines a spaxel's solution needs (and the reference "
+                                "spaxel's identification)")
+    wave_min_good: float = Field(0.8, gt=0, le=1, description="fraction of the traces that must have a good "
+                                 "solution, else GeometrySolutionFailed")
+    grid_min: float = Field(3700.0, gt=0, description="A: first wavelength of the cube grid (and the 3D flat)")
+    grid_max: float = Field(9300.0, gt=0, description="A: last wavelength of the cube grid")
+    grid_bins: int = Field(220, ge=2, description="wavelengths of the cube grid, evenly spaced")
+    flat_band: tuple[float, float] = Field((4500.0, 8500.0), description="A: band whose median ratio to the "
+                                           "median spaxel is a spaxel's throughput")
+    fallback_nights: int = Field(7, ge=1, description="a failed geometry, wavelength solution or flat takes "
+                                 "the latest good night's within this many nights")
 
     @model_validator(mode="after")
     def _counts_and_roots(self):
@@ -42,6 +60,8 @@ class SedmSettings(Settings):
             if getattr(self, f"{kind}_minimum") > getattr(self, f"{kind}_ideal"):
                 raise ValueError(f"{kind}_minimum ({getattr(self, f'{kind}_minimum')}) is above "
                                  f"{kind}_ideal ({getattr(self, f'{kind}_ideal')})")
+        if not self.grid_min < self.grid_max:
+            raise ValueError(f"grid_min ({self.grid_min}) must be below grid_max ({self.grid_max})")
         if self.redux_root is not None:
             raw, redux = Path(os.path.abspath(self.data_root)), Path(os.path.abspath(self.redux_root))
             if redux == raw or raw in redux.parents:
@@ -55,6 +75,15 @@ class SedmSettings(Settings):
     def raw_night(self) -> Path:
         """The raw frames of the night: ``{data_root}/{date}/``."""
         return Path(self.data_root) / self.date
+
+    def grid(self):
+        """The cube's wavelength grid (A, vacuum)."""
+        import numpy as np
+
+        return np.linspace(self.grid_min, self.grid_max, self.grid_bins)
+
+    def line_list(self) -> Path:
+        return self.arc_lines or ARC_LINES
 
     def ideal(self, kind: str) -> int:
         return self.bias_ideal if kind == "bias" else self.lamp_ideal

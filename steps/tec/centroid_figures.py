@@ -104,6 +104,6 @@ centroid_figures = FanOut(
     params=CentroidFigureParams,
     schema=SCHEMA,
     shard_size=20,
-    resources=Resources(cpu="1", memory="4Gi"),
+    resources=Resources(cpu="1", memory="4Gi", heavy=True),
     doc=__doc__,
 )

@@ -183,39 +183,8 @@ reports = FanOut(
 
 
 def run_report_section(run_dir) -> str:
-    """The TEC section of the run's HTML report: the three Tier tables, each TCE linked to its PDF."""
-    from pathlib import Path
+    """The TEC section of the run's HTML report (:mod:`steps.tec.run_figures`): the period-depth
+    plane and MES histogram by Tier, and the three Tier tables, each TCE linked to its PDF."""
+    from steps.tec.run_figures import section
 
-    import pyarrow.parquet as pq
-
-    from astroflow.report import link, table_html
-    from astroflow.rundir import read_dataset
-
-    run_dir = Path(run_dir)
-    ranking = run_dir / "ranking.parquet"
-    if not ranking.is_file():
-        return "<h2>TEC ranking</h2><p>Not ranked yet (step 19 has not run).</p>"
-    rows = pq.read_table(ranking).to_pylist()
-    pdfs = {(r["tic"], r["planet_number"]): r["path"]
-            for r in read_dataset(run_dir / "reports", columns=["tic", "planet_number", "path"]).to_pylist()}
-    parts = ["<h2>TEC ranking</h2>",
-             f"<p>{len(rows)} TCEs; {sum(r['tier'] is not None for r in rows)} ranked "
-             f"(triage pass, valid DV and trapezoid fits, insolation &gt; 0).</p>"]
-    for tier in (1, 2, 3):
-        these = sorted((r for r in rows if r["tier"] == tier), key=lambda r: -r["rank"])
-        table = []
-        for r in these:
-            key = (r["tic"], r["planet_number"])
-            report = link(pdfs[key], "PDF") if key in pdfs else "-"
-            table.append([r["tic"], r["planet_number"], f"{r['rank']:.4f}", r["known_flag"],
-                          " ".join(r["flags"]) or "-", report])
-        parts.append(f"<h3>Tier {tier} ({len(these)})</h3>")
-        parts.append(table_html(["TIC", "PN", "RANK", "KNOWN", "flags", "report"], table) if table else "<p>none</p>")
-    reasons: dict = {}
-    for r in rows:
-        if r["tier"] is None:
-            reasons[r["triage_reason"]] = reasons.get(r["triage_reason"], 0) + 1
-    if reasons:
-        parts.append("<h3>Not ranked</h3>")
-        parts.append(table_html(["reason", "TCEs"], sorted(reasons.items(), key=lambda kv: -kv[1])))
-    return "\n".join(parts)
+    return section(run_dir)

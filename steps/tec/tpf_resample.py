@@ -70,6 +70,6 @@ tpf_resample = FanOut(
     params=TpfParams,
     schema=SCHEMA,
     shard_size=20,
-    resources=Resources(cpu="1", memory="4Gi"),
+    resources=Resources(cpu="1", memory="4Gi", heavy=True),
     doc=__doc__,
 )

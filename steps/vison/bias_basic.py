@@ -18,8 +18,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from astroflow.step import FanOut, Resources, StepParams
-from steps.vison import elvis
-from steps.vison.bias_items import KEY, bias_items
+from steps.vison import elvis, tasks
+from steps.vison.subtasks import KEY, task_items
 from steps.vison.prepared import prepared_frames
 from steps.vison.products import write_part
 from steps.vison.science.bias import read_noise
@@ -48,7 +48,7 @@ def summarise(values: list[float]) -> tuple[float, float]:
 def basic_ccd(ctx, item) -> list[dict]:
     p = ctx.params
     per_q = {q: {"ron": [], "obsids": [], "bad": [], "fit": {}} for q in elvis.QUADRANTS}
-    for obsid, _frame, quads in prepared_frames(ctx, item, "image"):
+    for obsid, _frame, quads in prepared_frames(ctx, item, tasks.BIAS0X, "image"):
         for q, image in quads.items():
             try:
                 ron, fit = read_noise(image, p.degree, p.binsize)
@@ -69,5 +69,6 @@ def basic_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-bias_basic = FanOut("bias_basic", inputs=("bias_prep",), params=BasicParams, items=bias_items, process=basic_ccd,
-                    key=KEY, schema=SCHEMA, shard_size=1, resources=Resources(cpu="1", memory="2Gi"), doc=__doc__)
+bias_basic = FanOut("bias_basic", inputs=("bias_prep",), params=BasicParams, items=task_items(tasks.BIAS0X),
+                    process=basic_ccd, key=KEY, schema=SCHEMA, shard_size=1, resources=Resources(cpu="1", memory="2Gi"),
+                    doc=__doc__)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 from astroflow.step import FanOut, Resources
-from steps.vison import elvis
-from steps.vison.bias_items import KEY, bias_items, good_frames
-from steps.vison.products import write_part
+from steps.vison import elvis, tasks
 from steps.vison.science.bias import region_stats
+from steps.vison.subtasks import KEY, check_frames, task_items
 
 REGIONS = ("prescan", "image", "overscan")
 SCHEMA = pa.schema([
@@ -39,24 +38,24 @@ def frame_offsets(frame: elvis.Frame, trim_prescan, trim_other) -> list[dict]:
     return out
 
 
-def check_ccd(ctx, item) -> list[dict]:
+def frame_measure(ctx):
+    """The check's measurement of one frame under the run's trims: the region statistics, the
+    header's serial of the CCD and the frame's size."""
     pre = ctx.settings.preprocessing
-    rows = []
-    for f in good_frames(ctx, item):
-        base = {"test": item["test"], "obsid": f["obsid"], "ccd": item["ccd"], "file": f["file"]}
-        try:
-            frame = elvis.read_frame(ctx.uses(f["file"]))
-        except elvis.ElvisFormatError as exc:
-            ctx.log.warning("vison bias_check: %s", exc)
-            rows.append({**base, "problem": str(exc)})
-            continue
-        serial = frame.header.get(f"SN_CCD{item['ccd']}")
+    trims = tuple(pre.trim_prescan), tuple(pre.trim_other)
+
+    def measure(frame: elvis.Frame) -> list[dict]:
+        serial = frame.header.get(f"SN_CCD{frame.ccd}")
         shape = {"serial": None if serial is None else str(serial), "naxis1": frame.data.shape[1],
-                 "naxis2": frame.data.shape[0], "problem": None}
-        rows += [{**base, **shape, **r} for r in frame_offsets(frame, tuple(pre.trim_prescan), tuple(pre.trim_other))]
-    write_part(ctx, "offsets", item["test"], f"ccd{item['ccd']}", [r for r in rows if r.get("region")])
-    return rows
+                 "naxis2": frame.data.shape[0]}
+        return [{**shape, **r} for r in frame_offsets(frame, *trims)]
+
+    return measure
 
 
-bias_check = FanOut("bias_check", inputs=("inventory",), items=bias_items, process=check_ccd, key=KEY,
+def check_ccd(ctx, item) -> list[dict]:
+    return check_frames(ctx, item, frame_measure(ctx), "offsets")
+
+
+bias_check = FanOut("bias_check", inputs=("inventory",), items=task_items(tasks.BIAS0X), process=check_ccd, key=KEY,
                     schema=SCHEMA, shard_size=1, resources=Resources(cpu="1", memory="2Gi"), doc=__doc__)

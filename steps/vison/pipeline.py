@@ -5,7 +5,8 @@
     astroflow simulate vison --out DIR
 
 Each Task's sub-tasks (check, prep, basic, meta; :mod:`steps.vison.tasks`) are steps fanned out
-per test and CCD; todo_flags are ``--set bias_basic.enabled=false``.
+per test and CCD; todo_flags are ``--set bias_basic.enabled=false``.  DARK01's meta reads the
+master bias that BIAS01's meta registers in the calibration library (``bias_meta -> dark_meta``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from steps.vison.bias_flags import bias_flags
 from steps.vison.bias_meta import bias_meta
 from steps.vison.bias_prep import bias_prep
 from steps.vison.calibrations import CALIBRATIONS
+from steps.vison.dark_check import dark_check
+from steps.vison.dark_flags import dark_flags
+from steps.vison.dark_meta import dark_meta
+from steps.vison.dark_prep import dark_prep
 from steps.vison.hk import hk
 from steps.vison.inventory import inventory
 from steps.vison.ptc_check import ptc_check
@@ -48,5 +53,9 @@ VISON = Pipeline(
         ptc_extract,  # PTC0X extract_PTC: pair variance against signal, per tile
         ptc_meta,     # PTC0X meta: PTC fit, gain with its error, full well
         ptc_flags,    # PTC0X compliance: flags with their reasons
+        dark_check,   # DARK01 check: offsets, noise and fluence of every dark (fan-out by test and CCD)
+        dark_prep,    # DARK01 prep: the offsets to subtract
+        dark_meta,    # DARK01 meta: master dark (minus the library's master bias), dark current, hot pixels/columns
+        dark_flags,   # DARK01 compliance: flags with their reasons
     ],
 )

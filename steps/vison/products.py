@@ -1,10 +1,11 @@
 """Where the vison Tasks' products go in the run directory (the issue's output contract).
 
 ``RUN/<session>/<TEST>/<dataset>/<step>-ccd<n>.parquet``: each fan-out item writes its own part
-of the contract datasets ``offsets``, ``ron``, ``flags`` and ``hk`` (read a folder back as one
-dataset with ``pyarrow.dataset``), atomically, under one name per item, so that a rerun replaces
-its part and never duplicates rows.  ``RUN/<session>/<TEST>/products/`` holds the FITS products
-(master bias).  The steps' own datasets (``RUN/<step>/``) are the ledger's copy of the same rows.
+of the contract datasets (``offsets``, ``ron``, ``gain``, ``dark``, ``defects``, ``flags``,
+``hk``...; read a folder back as one dataset with ``pyarrow.dataset``), atomically, under one
+name per item, so that a rerun replaces its part and never duplicates rows.
+``RUN/<session>/<TEST>/products/`` holds the FITS products (master bias, master dark).  The
+steps' own datasets (``RUN/<step>/``) are the ledger's copy of the same rows.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ CONTRACT = {
                            ("n_saturated", pa.int64())]),
     "gain": pa.schema([("ccd", pa.int8()), ("quadrant", pa.string()), ("gain_e_per_adu", pa.float64()),
                        ("gain_err", pa.float64()), ("fwc_adu", pa.float64()), ("n_pairs", pa.int32())]),
+    "dark": pa.schema([("ccd", pa.int8()), ("quadrant", pa.string()), ("dark_adu_per_s", pa.float64()),
+                       ("dark_err_adu_per_s", pa.float64()), ("n_frames", pa.int32()), ("n_hot_pixels", pa.int32()),
+                       ("n_hot_columns", pa.int32())]),
+    "defects": pa.schema([("ccd", pa.int8()), ("quadrant", pa.string()), ("x", pa.int32()), ("y", pa.int32()),
+                          ("kind", pa.string())]),
     "hk": pa.schema([("obsid", pa.int64()), ("key", pa.string()), ("mean", pa.float64()), ("std", pa.float64()),
                      ("min", pa.float64()), ("max", pa.float64()), ("ool", pa.bool_())]),
 }

@@ -16,12 +16,10 @@ from __future__ import annotations
 import pyarrow as pa
 
 from astroflow.step import FanOut, Resources
-from steps.vison import elvis
-from steps.vison.bias_items import good_frames
-from steps.vison.products import write_part
-from steps.vison.ptc_items import KEY, ptc_items
+from steps.vison import elvis, tasks
 from steps.vison.science.bias import region_stats
 from steps.vison.science.ptc import image_level
+from steps.vison.subtasks import KEY, check_frames, task_items
 
 SCHEMA = pa.schema([
     ("test", pa.string()), ("obsid", pa.int64()), ("ccd", pa.int8()), ("quadrant", pa.string()),
@@ -45,22 +43,9 @@ def frame_fluences(frame: elvis.Frame, trim_prescan) -> list[dict]:
 
 def check_ccd(ctx, item) -> list[dict]:
     trim = tuple(ctx.settings.preprocessing.trim_prescan)
-    rows = []
-    for f in good_frames(ctx, item):
-        base = {"test": item["test"], "obsid": f["obsid"], "ccd": item["ccd"], "exptime": f["exptime"],
-                "file": f["file"]}
-        try:
-            frame = elvis.read_frame(ctx.uses(f["file"]))
-        except elvis.ElvisFormatError as exc:
-            ctx.log.warning("vison ptc_check: %s", exc)
-            rows.append({**base, "problem": str(exc)})
-            continue
-        if base["exptime"] is None:  # a frame without its EXP_LOG row: the header says
-            base["exptime"] = float(frame.header.get("EXPTIME", "nan"))
-        rows += [{**base, **r, "problem": None} for r in frame_fluences(frame, trim)]
-    write_part(ctx, "fluences", item["test"], f"ccd{item['ccd']}", [r for r in rows if r.get("quadrant")])
-    return rows
+    return check_frames(ctx, item, lambda frame: frame_fluences(frame, trim), "fluences")
 
 
-ptc_check = FanOut("ptc_check", inputs=("inventory",), items=ptc_items, process=check_ccd, key=KEY, schema=SCHEMA,
+ptc_check = FanOut("ptc_check", inputs=("inventory",), items=task_items(tasks.PTC0X), process=check_ccd, key=KEY,
+                   schema=SCHEMA,
                    shard_size=1, resources=Resources(cpu="1", memory="1Gi"), doc=__doc__)

@@ -19,8 +19,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from astroflow.step import FanOut, Resources, StepParams
-from steps.vison import elvis
-from steps.vison.ptc_items import KEY, ptc_items
+from steps.vison import elvis, tasks
+from steps.vison.subtasks import KEY, task_items
 from steps.vison.science.bias import prepared_image, trim_columns
 from steps.vison.science.ptc import TILE, pair_points, prescan_variance
 
@@ -81,6 +81,6 @@ def extract_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-ptc_extract = FanOut("ptc_extract", inputs=("ptc_check",), params=ExtractParams, items=ptc_items,
+ptc_extract = FanOut("ptc_extract", inputs=("ptc_check",), params=ExtractParams, items=task_items(tasks.PTC0X),
                      process=extract_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                      resources=Resources(cpu="1", memory="1Gi"), doc=__doc__)

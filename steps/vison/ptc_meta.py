@@ -21,9 +21,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from astroflow.step import FanOut, StepParams
-from steps.vison import elvis
+from steps.vison import elvis, tasks
 from steps.vison.products import write_part
-from steps.vison.ptc_items import KEY, ptc_items
+from steps.vison.subtasks import KEY, task_items
 from steps.vison.science.ptc import FIT_LIMITS_ADU, MAX_GAIN_RELATIVE_ERROR, fit_ptc, full_well
 
 
@@ -86,5 +86,5 @@ def meta_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-ptc_meta = FanOut("ptc_meta", inputs=("ptc_check", "ptc_extract"), params=MetaParams, items=ptc_items,
+ptc_meta = FanOut("ptc_meta", inputs=("ptc_check", "ptc_extract"), params=MetaParams, items=task_items(tasks.PTC0X),
                   process=meta_ccd, key=KEY, schema=SCHEMA, shard_size=1, doc=__doc__)

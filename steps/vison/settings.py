@@ -24,7 +24,7 @@ from steps.vison.elvis import QUADRANTS, find_explogs
 
 
 class Limits(BaseModel):
-    """vison's performance limits (``perflimits``) for the BIAS Task's checks."""
+    """vison's performance limits (``perflimits``) for the Tasks' checks."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +37,8 @@ class Limits(BaseModel):
     ron_adu: tuple[float, float] = Field((0.86, 1.44), description="read noise limits (also the regions' std)")
     max_lost_pixels: int = Field(0, ge=0, description="pixels at 0 per quadrant before LOSTPIXELS")
     max_saturated_pixels: int = Field(0, ge=0, description="pixels at 65535 per quadrant of a bias before SATURATION")
+    dark_fluence_adu: tuple[float, float] = Field((-2.0, 5.0), description=(
+        "a dark's image minus prescan offset (vison's DARK01 Flu_lims) before FLUENCE_OOL"))
 
     def nominal(self, ccd: int, quadrant: str) -> float | None:
         return self.offsets_adu.get(f"CCD{ccd}_{quadrant}")

@@ -10,7 +10,7 @@ data analysed as found).
 
 Specific names resolve to a generic one by rule: the exact name first, then the name cut at its
 first ``_`` (``BIAS02_fwd`` -> ``BIAS02``, ``PTC02_730`` -> ``PTC02``), then the aliases
-(``PTC02`` -> ``PTC02WAVE``).  BIAS0X (BIAS01, BIAS02) and PTC0X (PTC01) are implemented; the
+(``PTC02`` -> ``PTC02WAVE``).  BIAS0X (BIAS01, BIAS02), PTC0X (PTC01) and DARK01 are implemented; the
 other first-wave names are listed so that a configuration naming them fails with "not
 implemented yet", not "unknown".
 """
@@ -51,8 +51,10 @@ PTC01_LEVELS = tuple((f, 10 if f < 100 else 4) for f in (5.0, 10.0, 20.0, 30.0, 
 PTC0X = Task("PTC0X", "ptc", ("check", "extract", "meta"),
              {"PTC01": Structure(sum(n for _, n in PTC01_LEVELS), None, "fwd_bas", PTC01_LEVELS)})
 
-TASKS: dict[str, Task] = {"BIAS01": BIAS0X, "BIAS02": BIAS0X, "PTC01": PTC0X}
-NOT_YET = ("DARK01", "PTC02WAVE", "NL02", "FLAT01", "CHINJ01", "TP01", "COSMETICS00")
+DARK01 = Task("DARK01", "dark", ("check", "prep", "meta"), {"DARK01": Structure(4, 565.0, "fwd_bas")})
+
+TASKS: dict[str, Task] = {"BIAS01": BIAS0X, "BIAS02": BIAS0X, "PTC01": PTC0X, "DARK01": DARK01}
+NOT_YET = ("PTC02WAVE", "NL02", "FLAT01", "CHINJ01", "TP01", "COSMETICS00")
 ALIASES = {"PTC02": "PTC02WAVE"}
 
 

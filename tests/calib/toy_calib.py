@@ -43,7 +43,7 @@ def frame_items(ctx):
 
 def reduce(ctx, item):
     bias = ctx.calibration("bias", night(item["frame"]) + timedelta(hours=12), camera=item["camera"])
-    return {**item, "bias": bias.name, "cards": ",".join(k for k, _, _ in ctx.fits_cards())}
+    return {**item, "bias": bias.name, "cards": ",".join(k for k, _, _ in ctx.provenance_cards() if k.startswith(("PIPEVER", "CAL")))}
 
 
 def summary(ctx):

@@ -53,6 +53,30 @@ def test_run_writes_reports_and_catalogue(small_run, sim_small):
             assert f[name].dtype == DTYPES[name]
 
 
+def test_the_classification_table_reads_back_with_its_units(small_run):
+    import astropy.units as u
+
+    import astroflow as af
+
+    t = af.read(small_run, "classify", columns=["detectid", "wavelength_obs", "flux_line", "continuum_line",
+                                                "fwhm_line_kms", "cal_flux"])
+    assert t["wavelength_obs"].unit == u.AA and t["fwhm_line_kms"].unit == u.km / u.s
+    assert t["flux_line"].unit.to(u.erg / u.s / u.cm**2) == pytest.approx(1e-17)
+    assert t["continuum_line"].unit.to(u.erg / u.s / u.cm**2 / u.AA) == pytest.approx(1e-17)
+    assert t["cal_flux"].unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA)
+
+
+def test_the_run_report_links_every_report_and_draws_the_classifications(small_run, sim_small):
+    from astroflow.report import write_report
+
+    page = write_report(small_run).read_text()
+    for d in (int(x) for x in Path(sim_small["detectids"]).read_text().split()):
+        assert f'href="reports/{d}.png"' in page, d
+    for name in ("elixer_classifications", "elixer_ew_wavelength"):
+        assert (small_run / "report_files" / f"{name}.png").stat().st_size > 5000
+        assert f"report_files/{name}.png" in page
+
+
 def test_catalogue_opens_with_pytables(small_run):
     tables = pytest.importorskip("tables")
     with tables.open_file(str(small_run / "elixer_cat.h5")) as h5:

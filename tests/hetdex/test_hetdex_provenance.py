@@ -41,3 +41,27 @@ def test_every_h5_product_carries_its_provenance(demo):
         assert attrs["pipeline"] == "hetdex" and attrs["run"] == run.name, path
         assert attrs["config_hash"] == config.load(run).config_hash() and attrs["astroflow_version"], path
         assert ISO.fullmatch(attrs["created"]) and isinstance(json.loads(attrs["calibrations"]), dict), path
+
+
+def test_the_detection_catalogue_reads_back_with_its_units(demo):
+    import astropy.units as u
+
+    import astroflow
+
+    t = astroflow.read(demo["run"], "detections", columns=["detectid", "ra", "wave", "flux", "linewidth", "spec1d"])
+    assert t["ra"].unit == u.deg and t["wave"].unit == u.AA and t["linewidth"].unit == u.AA
+    assert t["flux"].unit.is_equivalent(u.erg / u.s / u.cm**2)
+    assert t["flux"].to(u.erg / u.s / u.cm**2).value[0] == 1e-17 * t["flux"].value[0]
+    assert t["spec1d"].unit.is_equivalent(u.erg / u.s / u.cm**2 / u.AA) and t["spec1d"].ndim == 2
+
+
+def test_the_run_report_shows_the_shot_and_its_amplifiers(demo):
+    from astroflow.report import write_report
+
+    run = demo["run"]
+    page = write_report(run).read_text()
+    figures = run / "report_files"
+    for pattern in ("hetdex_sky_*.png", "hetdex_flux_limits_*.png", "hetdex_amplifiers.png"):
+        found = sorted(figures.glob(pattern))
+        assert found and all(p.stat().st_size > 5000 for p in found), pattern
+        assert all(f"report_files/{p.name}" in page for p in found)

@@ -1,6 +1,8 @@
 """The step images, run for real in Docker.
 
-(a) every step image exists, runs as non-root, and its `astroflow` works and imports its pipeline;
+(a) every step image exists, is labelled and runs as non-root with `astroflow` on PATH; in the first
+    image of each pipeline (the others hold the same staged code) and in every image with extras, the
+    CLI works, the registry finds every step, and the native kernels import;
 (b) a pipeline run from its rendered Argo WorkflowTemplate (every shard in its own container, the
     run directory bind-mounted, the raw data read-only) gives the same Parquet rows as the
     embedded runner: the test-only toy pipeline, and TEC on a small simulated sector;
@@ -13,6 +15,7 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -62,16 +65,39 @@ def test_step_image(docker_client, build_module, pipeline, step):
     assert labels["org.opencontainers.image.version"]
     assert info.attrs["Config"]["User"] not in ("", "0", "root")
 
-    native = build_module.EXTRAS.get((pipeline, step), {}).get("native", [])
-    check = (
-        "set -e; id -u; astroflow --help >/dev/null; "
-        f"astroflow step {pipeline} {step} --help >/dev/null; "
-        f"python -c 'from astroflow.registry import get_pipeline; get_pipeline(\"{pipeline}\").step(\"{step}\")'; "
-        + "".join(f"python -c 'import astroflow.{k}'; " for k in native)
-    )
-    code, out, err = run_container(image, ["sh", "-c", check])
+    extras = build_module.EXTRAS.get((pipeline, step), {})
+    if (pipeline, step) != first_step(pipeline) and not extras:
+        # the same staged code as the pipeline's first image (checked in full there): that it runs
+        # as uid 1000 with the command on PATH is what is left to show
+        code, out, err = run_container(image, ["sh", "-c", 'set -e; id -u; test -x "$(command -v astroflow)"'])
+        assert code == 0, err
+        assert out.split()[0] == "1000"
+        return
+    steps = [s for p, s in registered_steps() if p == pipeline]
+    # one interpreter: the CLI, every step of the pipeline through the registry, the kernels
+    script = "\n".join([
+        "import contextlib, importlib, io, os",
+        "from astroflow import cli",
+        "from astroflow.registry import get_pipeline",
+        f"pipeline = get_pipeline({pipeline!r})",
+        *(f"importlib.import_module('astroflow.{k}')" for k in extras.get("native", [])),
+        f"for step in {steps!r}:",
+        "    pipeline.step(step)",
+        f"    for argv in (['--help'], ['step', {pipeline!r}, step, '--help']):",
+        "        try:",
+        "            with contextlib.redirect_stdout(io.StringIO()):",
+        "                cli.main(argv)",
+        "        except SystemExit as exc:",
+        "            assert exc.code in (0, None), (argv, exc.code)",
+        "print(os.getuid())",
+    ])
+    code, out, err = run_container(image, ["sh", "-c", f'set -e; test -x "$(command -v astroflow)"; python -c "{script}"'])
     assert code == 0, err
     assert out.split()[0] == "1000"
+
+
+def first_step(pipeline: str) -> tuple[str, str]:
+    return next(ps for ps in registered_steps() if ps[0] == pipeline)
 
 
 def test_native_kernels_only_where_declared(docker_client, build_module):
@@ -81,6 +107,25 @@ def test_native_kernels_only_where_declared(docker_client, build_module):
     assert code != 0 and "No module named" in err
     code, out, err = run_container("astroflow-base:dev", ["python", "-c", "import astroflow.filters"])
     assert code == 0, err
+
+
+def test_the_images_carry_the_locked_versions_and_no_hera(docker_client):
+    """The base image installs requirements.lock's exact versions (what CI tested), and Hera,
+    which only `render` and `submit` need, is not in it."""
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    lock = {canonical(k): v for k, v in (line.split("==") for line in (ROOT / "requirements.lock").read_text().splitlines()
+                                         if "==" in line and not line.startswith("#"))}
+    code, out, err = run_container("astroflow-base:dev", ["python", "-m", "pip", "list", "--format=json"])
+    assert code == 0, err
+    installed = {canonical(d["name"]): d["version"] for d in json.loads(out)}
+    assert "hera" not in installed
+    differ = {name: (version, lock.get(name)) for name, version in installed.items()
+              if name not in ("astroflow", "pip", "setuptools") and lock.get(name) != version}
+    assert not differ, f"image versions differ from requirements.lock: {differ}"
+    code, out, err = run_container("astroflow-base:dev", ["astroflow", "render", "tec", "--out", "/tmp/x"])
+    assert code == 2 and "astroflow[argo]" in err
 
 
 # --- helpers for (b) and (c) ------------------------------------------------------------------
@@ -254,6 +299,7 @@ def test_raw_data_write_fails(toy_images, toy_registered, tmp_path):
         templates.append(t)
         tasks.append({"name": name, "template": name})
     doc["spec"]["templates"] = templates + [{"name": "main", "dag": {"failFast": False, "tasks": tasks}}]
+    doc["spec"].pop("onExit", None)  # its template is gone with the others
 
     data = tmp_path / "raw"
     data.mkdir()

@@ -127,3 +127,24 @@ def test_the_library_is_written_out_as_standards_and_zeros_csv(demo):
     bias = next(c for c in lib.list("BIAS") if Path(c.path).is_relative_to(site.resolve()))
     marked, _ = from_library([dataclasses.replace(bias, is_bad=True)], site.resolve(), {})
     assert [(s.type, s.flags, s.usable) for s in marked] == [("BIAS", "0000", False)]  # mark-bad turns Flags off
+
+
+def test_every_fits_product_names_its_code_run_and_calibrations(demo):
+    """Issue 15: DATE is the creation time, PIPEVER/RUNNAME/CONFHASH say what made the file, and a
+    science product names the masters it was reduced with (CAL<TYPE>)."""
+    import re
+
+    from astropy.io import fits
+
+    out, _ = demo
+    want = config.load(out).config_hash()
+    products = sorted(p for p in (out / "reduced").rglob("*.fits"))
+    assert products
+    for path in products:
+        head = fits.getheader(path)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", head["DATE"]), path
+        assert head["PIPELINE"] == "nres" and head["PIPEVER"] and head["CONFHASH"] == want, path
+    one_d = fits.getheader(next(p for p in products if p.name.endswith("-1d.fits")))
+    assert one_d["PIPESTEP"] == "rv" and one_d["CALZERO"].startswith("zero_")
+    frame = fits.getheader(next(p for p in products if "/frames/" in str(p) and p.name.endswith("e00.fits")))
+    assert frame["CALBIAS"] and frame["CALDARK"]

@@ -105,3 +105,22 @@ def test_the_debiased_frames_are_electrons_above_the_master(sedm_run):
     data = fits.getdata(sedm_run.out / rows[0]["b_path"])
     assert fits.getheader(sedm_run.out / rows[0]["b_path"])["BUNIT"] == "electron"
     assert abs(np.median(data[:, :-4])) < 3.0
+
+
+def test_the_products_name_their_code_run_and_master_bias(sedm_run):
+    """Issue 15: every FITS the night writes says what made it (DATE the creation time, PIPEVER,
+    RUNNAME, CONFHASH), and a debiased frame names its master bias (CALBIAS); the raw frames the
+    night links in stay links."""
+    import re
+
+    from astroflow import config
+
+    want = config.load(sedm_run.out).config_hash()
+    products = [p for p in sedm_run.out.rglob("*.fits") if "input" not in p.parts and not p.is_symlink()]
+    assert products
+    for path in products:
+        head = fits.getheader(path)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", head["DATE"]), path
+        assert head["PIPELINE"] == "sedm" and head["PIPEVER"] and head["CONFHASH"] == want, path
+    row = next(r for r in sedm_run.rows("debias_crr") if r["kind"] == "Hg")
+    assert fits.getheader(sedm_run.out / row["b_path"])["CALBIAS"] == row["bias"]

@@ -56,9 +56,12 @@ def test_masters_are_in_the_calibration_library_and_the_table(sedm_run):
     found = {c.attributes["adcspeed"]: c for c in lib.list("BIAS")}
     assert set(found) == {"2.0", "0.1"}
     table = sedm_run.rows("calibrations")
+    made = {f"20240612_{name}": "complete" for name in ("TraceMatch.json", "HexaGrid.json", "WaveSolution.fits",
+                                                         "Flat.fits")}
     assert {r["product"]: r["status"] for r in table} == {"bias2.0.fits": "complete", "bias0.1.fits": "complete",
-                                                          "20240612_TraceMatch.json": "complete"}
+                                                          **made, "fluxcal": "missing"}
     assert all(r["night"] == sedm_run.sim.settings["date"] and r["fallback_from"] == "" for r in table)
+    assert {c.type for c in lib.list()} == {"BIAS", "TRACEMATCH", "HEXAGRID", "WAVESOLUTION", "FLAT"}
 
 
 def test_raw_data_unchanged_and_a_rerun_recomputes_nothing(sedm_run):
@@ -173,7 +176,9 @@ def test_the_independent_sample_night_runs_with_no_format_error(tmp_path):
     assert status["night"]["state"] == "done" and status["night"]["items_ok"] == 8
     assert status["debias_crr"]["state"] == "done" and status["debias_crr"]["items_ok"] == 6
     errors = [e for s in status.values() for e in s["errors"]]
-    assert errors and {e["error_type"] for e in errors} == {"TooFewFrames"}
+    # every set too small, and no earlier night to fall back to: both named
+    assert errors and {e["error_type"] for e in errors} == {"TooFewFrames", "GeometrySolutionFailed"}
+    assert {e["item"] for e in status["fallback"]["errors"]} == {"TraceMatch", "HexaGrid", "WaveSolution", "Flat"}
     assert "1 frame(s) present (10 announced" in render_text(collect(out))
     night = {r["filename"]: r for r in read_dataset(out / "night").to_pylist()}
     assert {r["kind"] for r in night.values()} == {"bias", "dome", "Hg", "Cd", "Xe", "standard", "science"}
@@ -181,5 +186,9 @@ def test_the_independent_sample_night_runs_with_no_format_error(tmp_path):
     assert {r["set_size"] for r in night.values() if r["kind"] == "bias"} == {10}
     assert result.steps["calibration_sets"].state == "failed"  # every set too small: the step says so
     assert all(result.steps[s].state == "done" for s in ("night", "master_bias", "debias_crr", "geometry",
+                                                          "hexagrid", "wavesolution", "flat", "fluxcal_link",
                                                           "calibrations"))
+    table = {r["product"]: r for r in read_dataset(out / "calibrations").to_pylist()}
+    assert table["20230518_WaveSolution.fits"]["status"] == "missing"
+    assert "GeometrySolutionFailed: too few arc frames" in table["20230518_WaveSolution.fits"]["message"]
     assert status["geometry"]["items_skipped"] == 1  # one dome flat of five: no trace match tonight

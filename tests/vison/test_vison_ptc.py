@@ -18,18 +18,18 @@ SERIAL_SETTINGS = {f"CCD{i + 1}": s for i, s in enumerate(SERIALS)}
 
 
 def run(out, **settings):
-    cfg = config.resolve(VISON, settings=settings, runner={"workers": 2})
+    cfg = config.resolve(VISON, settings=settings, runner={"workers": 1})
     return runner.run(VISON, cfg, out, progress=False)
 
 
 @pytest.fixture(scope="module")
 def ptc_run(tmp_path_factory):
-    """PTC01 as its structure has it (11 fluences, 92 frames x 3 CCDs), 384 x 192 image pixels per
-    quadrant: 9 x the default geometry's, for pair variances that give the gain to ~0.2 %."""
+    """PTC01 as its structure has it (11 fluences, 92 frames x 3 CCDs), 256 x 192 image pixels per
+    quadrant: 6 x the default geometry's, for pair variances that give the gain to ~0.25 %."""
     from steps.vison.simulate import simulate_day
 
     root = tmp_path_factory.mktemp("vison_ptc")
-    day = simulate_day(root / "sim", tests=("PTC01",), image_size=(384, 192))
+    day = simulate_day(root / "sim", tests=("PTC01",), image_size=(256, 192))
     out = root / "run"
     res = run(out, data_root=str(day.day_folder), tests=["PTC01"], serials=SERIAL_SETTINGS)
     assert res.ok and res.failed_items == 0, {n: s.message for n, s in res.steps.items() if s.state != "done"}
@@ -65,15 +65,15 @@ def test_flags_of_a_complete_ptc(ptc_run):
         # the full structure, good data: nothing about data, configuration or saturation is raised
         assert not set(r["flag_names"]) & {"MISSDATA", "BADDATA", "WRONG_ROE_CONF", "SUBTASKCRASH", "SATURATION",
                                            "NONSATURATION", "FLUENCE_OOL", "LOSTPIXELS"}, r
-        # 74k pixels per quadrant give the gain to ~0.2 %: above vison's 1e-3, so BADFIT says so
+        # 49k pixels per quadrant give the gain to ~0.25 %: above vison's 1e-3, so BADFIT says so
         assert "BADFIT" in r["flag_names"] and any("relative error" in x for x in r["reasons"])
 
 
-def test_fewer_fluences_are_analysed_as_found_and_flagged(tmp_path):
-    from steps.vison.simulate import simulate_day
-
-    day = simulate_day(tmp_path / "sim", tests=("PTC01",), max_frames=50)  # 5 of the 11 fluences, to 50 %
-    res = run(tmp_path / "run", data_root=str(day.day_folder), tests=["PTC01"], serials=SERIAL_SETTINGS)
+def test_fewer_fluences_are_analysed_as_found_and_flagged(vison_day, tmp_path):
+    day, _ = vison_day  # the session's day: its PTC01 cut to the first 50 frames, 5 of the 11 fluences
+    first = day.tests["PTC01"][0]
+    res = run(tmp_path / "run", data_root=str(day.day_folder), tests=["PTC01"], serials=SERIAL_SETTINGS,
+              obsid_limits={"PTC01": (first, first + 49)})
     assert res.ok and res.failed_items == 0
     t = truth(day)
     gains = scoring.contract(tmp_path / "run", "D00", "PTC01", "gain")
@@ -84,6 +84,7 @@ def test_fewer_fluences_are_analysed_as_found_and_flagged(tmp_path):
     for r in scoring.contract(tmp_path / "run", "D00", "PTC01", "flags"):
         assert {"MISSDATA", "NONSATURATION"} <= set(r["flag_names"]), r
         assert any("5 fluence levels" in x and "structure has 11" in x for x in r["reasons"])
+        assert any("50 frames of PTC01" in x for x in r["reasons"])
         assert "SUBTASKCRASH" not in r["flag_names"]
 
 

@@ -16,6 +16,7 @@ def test_specific_names_resolve_to_generic_tasks():
     assert tasks.structure("BIAS02_x").frames == 10
     assert tasks.resolve("PTC01") is tasks.PTC0X and tasks.structure("PTC01").frames == 92
     assert [n for _, n in tasks.structure("PTC01").levels] == [10] * 8 + [4] * 3
+    assert tasks.resolve("DARK01") is tasks.DARK01 and tasks.structure("DARK01").exptime == 565.0
     with pytest.raises(tasks.UnknownTest, match="no Task implemented yet"):
         tasks.resolve("PTC02_730")
     with pytest.raises(tasks.UnknownTest, match="names no vison Task"):

@@ -10,9 +10,19 @@ with every look-up explained and every use recorded (see :mod:`astroflow.calib.l
     choice.record.path, choice.reason                   # "latest before the observation, 1.2 d before; ..."
 """
 
-from astroflow.calib.library import CalibrationError, CalibrationNotFound, Library
-from astroflow.calib.models import Calibration, Provenance
-from astroflow.calib.policy import CalibType, Choice, NoCalibration, choose
+import importlib
 
-__all__ = ["CalibType", "Calibration", "CalibrationError", "CalibrationNotFound", "Choice", "Library",
-           "NoCalibration", "Provenance", "choose"]
+# name -> module; imported on first use (PEP 562), so that a step declaring its policies
+# (CalibType) does not import the database layer (sqlalchemy) in every process that loads it
+_FROM = {"CalibrationError": "library", "CalibrationNotFound": "library", "Library": "library",
+         "Calibration": "records", "Provenance": "records",
+         "CalibType": "policy", "Choice": "policy", "NoCalibration": "policy", "choose": "policy"}
+__all__ = sorted(_FROM)
+
+
+def __getattr__(name: str):
+    if name not in _FROM:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_FROM[name]}"), name)
+    globals()[name] = value
+    return value

@@ -27,7 +27,7 @@ from typing import TextIO
 
 from astroflow import rundir
 from astroflow.calib.library import ENV_URL, CalibrationNotFound, Library
-from astroflow.calib.models import Calibration, iso
+from astroflow.calib.records import Calibration, iso
 from astroflow.calib.policy import CalibType, NoCalibration
 from astroflow.errors import AstroflowError, ConfigError
 

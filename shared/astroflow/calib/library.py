@@ -53,17 +53,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from astroflow.calib.models import (
-    Base,
-    CalibrationRow,
-    Calibration,
-    EventRow,
-    Provenance,
-    UseRow,
-    iso,
-    to_record,
-    utc,
-)
+from astroflow.calib.models import Base, CalibrationRow, EventRow, UseRow, to_record
+from astroflow.calib.records import Calibration, Provenance, iso, utc
 from astroflow.calib.policy import MAX_LISTED, CalibType, Choice, NoCalibration, canonical, choose
 from astroflow.errors import AstroflowError
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Literal
 
-from astroflow.calib.models import Calibration, iso, utc
+from astroflow.calib.records import Calibration, iso, utc
 from astroflow.errors import ItemError
 
 MAX_LISTED = 9  # candidates named in a NoCalibration message (plus a header and a "... more" line)

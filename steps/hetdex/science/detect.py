@@ -9,15 +9,13 @@ the detection S/N is the matched filter of the fitted profile (the search's stat
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from astropy.stats import biweight_scale
 from scipy import ndimage, sparse
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
-from astroflow.filters import running_median
+from astroflow.filters import nanmedian, running_median
 from steps.hetdex.science.instrument import DWAVE, RECT_WAVE
 from steps.hetdex.science.psf import fiber_fraction, fit_point_source
 
@@ -33,9 +31,13 @@ def fiber_ivar(err: np.ndarray) -> np.ndarray:
     """
     good = np.isfinite(err) & (err > 0)
     iv = np.where(good, 1.0 / np.where(good, err, 1.0) ** 2, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a fiber with no data gets weight 0
-        return np.nan_to_num(np.nanmedian(iv, axis=1))
+    return np.nan_to_num(row_nanmedian(iv))  # a fiber with no data gets weight 0
+
+
+def row_nanmedian(x: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(x, axis=1)`` of a 2-D float array, the same values in the same type, from
+    the native median (numpy's masked-array path for short rows was most of the refinement)."""
+    return nanmedian(x).astype(x.dtype)
 
 
 def _combine(a, w, flux, err):
@@ -151,7 +153,7 @@ def refine(cand, fx, fy, flux, err, fwhm, noise_ratio=1.0, min_ew_obs=1.0):
     A: a wiggle on a bright continuum, not an emission line.
     """
     sel = np.abs(RECT_WAVE - cand["wave"]) < 2.5 * 2.8
-    cont = np.nanmedian(flux[:, np.abs(RECT_WAVE - cand["wave"]) < 50], axis=1)
+    cont = row_nanmedian(flux[:, np.abs(RECT_WAVE - cand["wave"]) < 50])
     lf = np.nansum(flux[:, sel] - cont[:, None], axis=1)
     le = np.sqrt(np.nansum(err[:, sel] ** 2, axis=1))
     fit = fit_point_source(fx, fy, lf, le, cand["x"], cand["y"], fwhm, max_shift=1.5)

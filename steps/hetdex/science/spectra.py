@@ -71,30 +71,40 @@ def profile_weights(trace: np.ndarray, sigma: np.ndarray, ny: int) -> tuple[np.n
     return rows.clip(0, ny - 1), prof
 
 
+def _gather(image: np.ndarray, var: np.ndarray, profile: tuple[np.ndarray, np.ndarray]):
+    """The frame's pixels under every profile weight (nfib, 2*HALF+1, nx): data, variance, usable."""
+    rows, _ = profile
+    pixel = rows * image.shape[1] + np.arange(image.shape[1])  # flat index: take is faster than [rows, cols]
+    d, v = np.take(image, pixel), np.take(var, pixel)
+    return d, v, np.isfinite(d) & np.isfinite(v) & (v > 0)
+
+
+def _solve(d, v, good, prof, axis: int):
+    """The optimal-extraction sums over the profile ``axis``: (spectrum, error, chi2), float32."""
+    w = np.where(good, 1.0 / np.where(good, v, 1.0), 0.0)
+    d = np.where(good, d, 0.0)
+    den = np.sum(prof**2 * w, axis=axis)
+    spec = np.sum(prof * w * d, axis=axis) / np.where(den > 0, den, np.inf)
+    err = np.where(den > 0, 1.0 / np.sqrt(np.where(den > 0, den, 1.0)), np.nan)
+    resid = (d - np.expand_dims(spec, axis) * prof) ** 2 * w
+    ngood = np.maximum(good.sum(axis=axis) - 1, 1)
+    chi2 = resid.sum(axis=axis) / ngood
+    spec = np.where(den > 0, spec, np.nan)
+    return spec.astype(np.float32), err.astype(np.float32), chi2.astype(np.float32)
+
+
 def extract(image: np.ndarray, var: np.ndarray, profile: tuple[np.ndarray, np.ndarray], mask=None) -> dict:
     """Optimal (profile-weighted) extraction; masked pixels get zero weight.
 
     ``profile`` is :func:`profile_weights` of the traces. Returns spectrum, error and chi2 per
     fiber and column (nfib, nx): the spectrum is the total counts of the fiber in that column.
     """
-    nx = image.shape[1]
-    rows, prof = profile
-    cols = np.broadcast_to(np.arange(nx), rows.shape)
-    d = image[rows, cols]
-    v = var[rows, cols]
-    good = np.isfinite(d) & np.isfinite(v) & (v > 0)
+    d, v, good = _gather(image, var, profile)
     if mask is not None:
-        good &= ~mask[rows, cols]
-    w = np.where(good, 1.0 / np.where(good, v, 1.0), 0.0)
-    d = np.where(good, d, 0.0)
-    den = np.sum(prof**2 * w, axis=1)
-    spec = np.sum(prof * w * d, axis=1) / np.where(den > 0, den, np.inf)
-    err = np.where(den > 0, 1.0 / np.sqrt(np.where(den > 0, den, 1.0)), np.nan)
-    resid = (d - spec[:, None, :] * prof) ** 2 * w
-    ngood = np.maximum(good.sum(axis=1) - 1, 1)
-    chi2 = resid.sum(axis=1) / ngood
-    spec = np.where(den > 0, spec, np.nan)
-    return {"spectrum": spec.astype(np.float32), "error": err.astype(np.float32), "chi2": chi2.astype(np.float32)}
+        rows, _ = profile
+        good &= ~mask[rows, np.broadcast_to(np.arange(image.shape[1]), rows.shape)]
+    spec, err, chi2 = _solve(d, v, good, profile[1], axis=1)
+    return {"spectrum": spec, "error": err, "chi2": chi2}
 
 
 def model_image(spec: np.ndarray, profile: tuple[np.ndarray, np.ndarray], ny: int) -> np.ndarray:
@@ -131,20 +141,33 @@ def extract_clean(image: np.ndarray, var: np.ndarray, trace: np.ndarray, sigma: 
                   iterations: int = 2) -> dict:
     """Optimal extraction with cosmic-ray rejection: extract, mask the pixels the profile model
     cannot explain, extract again without them (``iterations`` times).  Adds ``cosmics`` (the
-    mask) and ``model`` (the frame the final spectra predict) to :func:`extract`'s dict."""
+    mask) and ``model`` (the frame the final spectra predict) to :func:`extract`'s dict.
+
+    The frame is gathered once; a new mask re-extracts only the (fiber, column) windows it
+    touches (summed in the same order, so the result is :func:`extract` with the mask, bit for bit).
+    """
     ny = image.shape[0]
     profile = profile_weights(trace, sigma, ny)
+    rows, prof = profile
+    d, v, good = _gather(image, var, profile)
     mask = np.zeros(image.shape, bool)
-    ex = extract(image, var, profile)
-    model = model_image(ex["spectrum"], profile, ny)
+    spec, err, chi2 = _solve(d, v, good, prof, axis=1)
+    model = model_image(spec, profile, ny)
+    cols = np.broadcast_to(np.arange(image.shape[1]), rows.shape)
     for _ in range(iterations):
         new = cosmic_mask(image, var, model, nsig) & ~mask
         if not new.any():
             break
         mask |= new
-        ex = extract(image, var, profile, mask=mask)
-        model = model_image(ex["spectrum"], profile, ny)
-    return {**ex, "cosmics": mask, "model": model}
+        fi, xi = np.nonzero(new[rows, cols].any(axis=1))  # the windows holding a new masked pixel
+
+        def window(a):  # (2*HALF+1, k), contiguous: summed over axis 0 in the order axis 1 sums
+            return np.ascontiguousarray(a[fi, :, xi].T)
+
+        ok = window(good) & ~mask[window(rows), xi[None, :]]
+        spec[fi, xi], err[fi, xi], chi2[fi, xi] = _solve(window(d), window(v), ok, window(prof), axis=0)
+        model = model_image(spec, profile, ny)
+    return {"spectrum": spec, "error": err, "chi2": chi2, "cosmics": mask, "model": model}
 
 
 def nominal_wavelength(x):
@@ -158,6 +181,7 @@ def arc_centroids(spec: np.ndarray, lines=ARC_LINES, search: int = 6) -> np.ndar
     x = np.arange(nx)
     guess = np.interp(lines, nominal_wavelength(x), x)
     out = np.full((nfib, len(lines)), np.nan)
+    level = 5 * np.nanmedian(np.abs(spec), axis=1) + 1  # a line is strong above this
     # coarse shift per fiber from the brightest line, then local peaks
     for j, g in enumerate(guess):
         lo, hi = int(max(g - search, 2)), int(min(g + search, nx - 3))
@@ -165,7 +189,7 @@ def arc_centroids(spec: np.ndarray, lines=ARC_LINES, search: int = 6) -> np.ndar
         pk = lo + np.argmax(seg, axis=1)
         ym, y0, yp = (spec[np.arange(nfib), pk + k] for k in (-1, 0, 1))
         off, _ = _log_parabola(ym, y0, yp)
-        strong = y0 > 5 * np.nanmedian(np.abs(spec), axis=1) + 1
+        strong = y0 > level
         out[:, j] = np.where(strong, pk + off, np.nan)
     return out
 

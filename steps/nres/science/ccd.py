@@ -12,28 +12,18 @@ import re
 import numpy as np
 from scipy import ndimage
 
+from astroflow.filters import MAD_TO_SIGMA, mad_std
+
 __all__ = [
     "overscan_correct",
     "overscan_level",
     "parse_section",
     "read_noise",
-    "robust_std",
     "sigma_clipped_stack",
     "trim",
 ]
 
 _SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
-
-
-def robust_std(values, axis=None):
-    """Robust standard deviation: 1.4826 times the median absolute deviation from the median.
-
-    Returns a float (or an array along ``axis``); NaNs are ignored.
-    """
-    values = np.asarray(values, dtype=float)
-    med = np.nanmedian(values, axis=axis, keepdims=True)
-    mad = np.nanmedian(np.abs(values - med), axis=axis)
-    return 1.4826 * mad
 
 
 def parse_section(section: str) -> tuple[slice, slice]:
@@ -103,7 +93,7 @@ def overscan_correct(image, biassec: str, trimsec: str | None = None, smooth_row
     return np.ascontiguousarray(corrected, dtype=np.float32), level
 
 
-# 1 / E[1.4826 MAD] of N unit-normal values: the MAD of a few frames underestimates the scatter
+# 1 / E[MAD_TO_SIGMA MAD] of N unit-normal values: the MAD of a few frames underestimates the scatter
 _MAD_SMALL_N = {3: 1.483, 4: 1.362, 5: 1.219, 6: 1.190, 7: 1.137, 8: 1.128, 9: 1.103, 10: 1.097,
                 11: 1.080, 12: 1.079, 13: 1.066, 14: 1.063, 15: 1.057, 16: 1.056, 17: 1.049, 18: 1.048,
                 19: 1.044, 20: 1.042}
@@ -114,7 +104,7 @@ def sigma_clipped_stack(frames, nsigma: float = 3.0, masks=None, max_iters: int 
                         gain: float = 1.0):
     """Robust stack of N frames: per pixel, reject values more than ``nsigma`` robust standard
     deviations from the median of the kept values, iterate ``max_iters`` times, and average what
-    is kept (banzai's sigma-clipped-mean combine of calibration frames). The scale is 1.4826 MAD
+    is kept (banzai's sigma-clipped-mean combine of calibration frames). The scale is MAD_TO_SIGMA (astropy's mad_std factor) times the MAD
     corrected for the small number of frames, floored at ``min_sigma`` and, when ``read_noise`` is
     given (data units; ``gain`` = electrons per data unit), at the noise model
     ``sqrt(read_noise^2 + median / gain)``. ``masks`` (same shape as frames, nonzero = bad) exclude
@@ -150,7 +140,7 @@ def sigma_clipped_stack(frames, nsigma: float = 3.0, masks=None, max_iters: int 
                 dev = np.abs(cube - med)
                 nk = keep.sum(axis=0)
                 corr = np.interp(nk, list(_MAD_SMALL_N), list(_MAD_SMALL_N.values())).astype(np.float32)
-                sig = 1.4826 * corr * _masked_median(dev, keep)
+                sig = MAD_TO_SIGMA * corr * _masked_median(dev, keep)
                 sig = np.maximum(np.nan_to_num(sig, nan=0.0), min_sigma)
                 if read_noise is not None:
                     model = np.sqrt(read_noise ** 2 + np.clip(np.nan_to_num(med), 0, None) / gain)
@@ -214,7 +204,7 @@ def read_noise(biases, gain: float = 1.0, region: tuple[slice, slice] | None = N
         d = (a - b).ravel()
         d = d[np.isfinite(d)]
         # one clip pass against cosmic rays and hot pixels, then the plain std of what is kept
-        s = robust_std(d)
+        s = mad_std(d)
         keep = np.abs(d - np.median(d)) < 5 * s if s > 0 else np.ones(d.shape, bool)
         values.append(np.std(d[keep]) / np.sqrt(2.0) / _clip_correction(5.0))
     return float(np.median(values) * gain)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from astroflow.filters import mad_std
+
 __all__ = ["WAVELENGTHS_TO_MASK", "continuum_model", "mark_features", "normalize", "normalize_orders"]
 
 # Broad stellar lines (Balmer, Ca II H&K, ...), vacuum Angstrom ranges (banzai-nres/CERES)
@@ -28,7 +30,7 @@ def mark_features(flux, nsigma: float = 3.0, resolution_px: int = 4, noise=None)
     if noise is None:
         smooth = ndimage.gaussian_filter1d(fz, max(resolution_px / 2.0, 0.5))
         r = (fz - smooth)[good]
-        s = 1.4826 * np.median(np.abs(r - np.median(r))) if r.size else 0.0
+        s = mad_std(r) if r.size else 0.0
         noise = np.full(f.size, s)
     noise = np.broadcast_to(np.asarray(noise, float), f.shape)
     top = ndimage.percentile_filter(fz, 90, size=max(3, 3 * resolution_px), mode="nearest")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from astroflow.filters import running_median
+
 from .trace import TraceSet
 
 __all__ = [
@@ -131,19 +133,38 @@ def profile_from_flat(flat, traces: TraceSet, k: int | None = None, fibers=None)
     return Profile(rows, prof, traces.order.copy(), traces.fiber.copy(), k)
 
 
-def blaze_from_flat(flat, profile: Profile, variance=None, normalise: str = "p95"):
+def blaze_from_flat(flat, profile: Profile, variance=None, normalise: str = "p95", window: int = 101):
     """Blaze function of every trace: the flat's flux summed over each stamp column (a box extraction
-    of the flat), divided by its 95th percentile so that the peak of each order is ~1 (``normalise``
-    "p95"; "none" keeps the flat's counts). ``variance``: the flat's variance image (default: its
-    counts, Poisson in electrons). Returns ``(blaze, blaze_error)``, arrays (n_traces, nx); zero where
-    the stamp is off the detector."""
+    of the flat), smoothed by a running median of ``window`` columns (banzai-nres ``BlazeMaker``),
+    divided by its 95th percentile so that the peak of each order is ~1 (``normalise`` "p95";
+    "none" keeps the flat's counts). ``variance``: the flat's variance image (default: its counts,
+    Poisson in electrons).  Returns ``(blaze, blaze_error)``, arrays (n_traces, nx); zero where the
+    stamp is off the detector.
+
+    The blaze is smooth; the flat's column sums are not: their shot noise (0.15 % per column in
+    the red of the simulated NRES flats, 1-3 % in the blue, where the tungsten lamp is faint)
+    divided into every spectrum of the night would be a pattern fixed to the pixels, the same in
+    each exposure and in a ZERO coadded from them, and the CCF of an exposure against that ZERO
+    locks onto it: it pulled the template star's exposures toward the velocity of the ZERO's own
+    (a trend of 10 m/s over five exposures 20 m/s of barycentric motion apart, in the full-size
+    night of benchmarks/bench_nres.py; tests/nres/test_science_extract.py).  The pixel response within a column stays in the profile (Horne's
+    flat-relative profile); the error of the smoothed blaze is the median's, sqrt(pi/2) times the
+    column error over sqrt(window)."""
     flat = np.asarray(flat, dtype=np.float32)
     vals = cut(flat, profile.rows)
     var = cut(np.abs(flat) if variance is None else variance, profile.rows)
     good = np.isfinite(vals)
-    flux = np.where(good, vals, 0).sum(axis=1)
-    err = np.sqrt(np.where(good, var, 0).sum(axis=1))
+    flux = np.where(good, vals, 0).sum(axis=1).astype(np.float64)
+    err = np.sqrt(np.where(good, var, 0).sum(axis=1)).astype(np.float64)
     full = good.all(axis=1)
+    for i in range(len(flux)):
+        cols = np.flatnonzero(full[i])
+        if cols.size:
+            inside = slice(cols[0], cols[-1] + 1)
+            w = min(window, cols[-1] - cols[0] + 1)
+            flux[i, inside] = running_median(np.interp(np.arange(cols[0], cols[-1] + 1), cols, flux[i, cols]), w)
+            err[i, inside] = running_median(np.interp(np.arange(cols[0], cols[-1] + 1), cols, err[i, cols]), w) \
+                * np.sqrt(np.pi / 2 / w)
     flux = np.where(full, flux, 0.0)
     err = np.where(full, err, 0.0)
     if normalise == "p95":
@@ -152,7 +173,7 @@ def blaze_from_flat(flat, profile: Profile, variance=None, normalise: str = "p95
             s = np.percentile(pos, 95) if pos.size else 1.0
             flux[i] /= s
             err[i] /= s
-    return flux.astype(np.float64), err.astype(np.float64)
+    return flux, err
 
 
 def variance_image(image, read_noise: float, gain: float = 1.0):

@@ -16,7 +16,9 @@ a grid uniform in ln(lambda) (1 km/s steps), the fine one exactly every 20 m/s a
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import CubicSpline
+from scipy.interpolate import CubicSpline, PPoly, make_interp_spline
+
+from astroflow.filters import mad_std
 
 __all__ = [
     "C_MS",
@@ -60,21 +62,54 @@ def _template_depth(template_wavelength, template_flux):
     tw = np.asarray(template_wavelength, float)
     tf = np.asarray(template_flux, float)
     ok = np.isfinite(tw) & np.isfinite(tf) & (tw > 0)
-    o = np.argsort(tw[ok])
-    return tw[ok][o], 1.0 - tf[ok][o]
+    return _increasing(tw[ok], 1.0 - tf[ok])
+
+
+def _spline(w, f):
+    """The interpolating spline of degree 5 through ``(w, f)`` (``w`` increasing; linear with fewer
+    than 6 samples), as a piecewise polynomial (fast to evaluate).  The data and the ZEROs are
+    sampled at about 2.8 pixels per resolution element: a cubic spline leaves ~1 m/s errors that
+    depend on the sub-pixel phase of a shift, and 4 m/s for a star broader than the template, the
+    same in every order (NRES's pixels are a constant velocity step); degree 5 takes both under the
+    1 m/s grid (tests/nres/test_science_rv.py)."""
+    if w.size < 6:
+        return lambda q: np.interp(q, w, f)
+    return PPoly.from_spline(make_interp_spline(w, f, k=5))
+
+
+def _depth(template_wavelength, template_flux, sampled: bool):
+    """The template's sorted wavelengths and its line depth ``1 - T`` as a function of rest
+    wavelength (zero outside the template).  A model spectrum, sampled much finer than the data, is
+    interpolated linearly; a template ``sampled`` like the data (a ZERO) by the spline through its
+    samples (:func:`_spline`).  Linear interpolation, even of a ZERO resampled finer, is smoother
+    between the samples than at them, so wherever the data's pixels fall on the template's samples
+    all together (the data and the ZERO come through the same pixels) the CCF's normalisation has
+    a cusp that pulls the peak of a star unlike the template by up to 20 m/s per order.  Gaps in a
+    ZERO (masked pixels) have no depth: a spline does not bridge them."""
+    tw, td = _template_depth(template_wavelength, template_flux)
+    if not sampled or tw.size < 4:
+        return tw, lambda q: np.interp(q, tw, td, left=0.0, right=0.0)
+    spline = _spline(tw, td)
+
+    def at(q):
+        q = np.asarray(q, float)
+        inside = _within(q, tw)
+        return np.where(inside, spline(np.where(inside, q, tw[0])), 0.0)
+
+    return tw, at
 
 
 def cross_correlate(velocities_kms, wavelength, flux, uncertainty, template_wavelength,
-                    template_flux, mask=None, chunk: int = 256):
+                    template_flux, mask=None, chunk: int = 256, sampled: bool = False):
     """The CCF of one order at the given velocities (km/s), evaluated exactly (the template
-    interpolated linearly at ``lambda / (1 + v/c)``; zero depth outside it). ``flux`` and
+    interpolated at ``lambda / (1 + v/c)`` as :func:`_depth` says; zero depth outside it). ``flux`` and
     ``template_flux`` are continuum-normalised. Only the pixels the template covers at every one
     of the velocities enter: a pixel that slid off the template's end at some velocities would make
     steps in the CCF (the ZERO ends where its exposures' orders ended) and pull the fine peak by
     tens of m/s. Returns ``xcor`` (signal-to-noise units)."""
     v = np.atleast_1d(np.asarray(velocities_kms, float))
     w, f, e = _clean(wavelength, flux, uncertainty, mask)
-    tw, td = _template_depth(template_wavelength, template_flux)
+    tw, depth = _depth(template_wavelength, template_flux, sampled)
     out = np.zeros(v.size)
     if w.size < 2 or tw.size < 2:
         return out
@@ -87,7 +122,7 @@ def cross_correlate(velocities_kms, wavelength, flux, uncertainty, template_wave
     dop = 1.0 / (1.0 + v / C_KMS)
     for a in range(0, v.size, chunk):
         q = w[None, :] * dop[a:a + chunk, None]
-        t = np.interp(q.ravel(), tw, td, left=0.0, right=0.0).reshape(q.shape)
+        t = depth(q.ravel()).reshape(q.shape)
         num = (t * (d * ivar)[None, :]).sum(axis=1)
         den = (t * t * ivar[None, :]).sum(axis=1)
         out[a:a + chunk] = np.where(den > 0, num / np.sqrt(np.where(den > 0, den, 1.0)), 0.0)
@@ -95,14 +130,14 @@ def cross_correlate(velocities_kms, wavelength, flux, uncertainty, template_wave
 
 
 def coarse_ccf(wavelength, flux, uncertainty, template_wavelength, template_flux, mask=None,
-               v_min: float = -2000.0, v_max: float = 2000.0, step_kms: float = 1.0):
+               v_min: float = -2000.0, v_max: float = 2000.0, step_kms: float = 1.0, sampled: bool = False):
     """The coarse CCF (km/s grid ``v_min..v_max`` by ``step_kms``) by FFT: data, weights and template
     resampled on a grid uniform in ln(lambda) with the velocity step, the numerator and denominator
     of ``cross_correlate`` as correlations, the result interpolated to the velocity grid and scaled
-    for the oversampling. Returns ``(v_kms, xcor)``."""
+    for the oversampling (the template interpolated as :func:`_depth` says). Returns ``(v_kms, xcor)``."""
     vgrid = np.arange(v_min, v_max + 0.5 * step_kms, step_kms)
     w, f, e = _clean(wavelength, flux, uncertainty, mask)
-    tw, td = _template_depth(template_wavelength, template_flux)
+    tw, depth = _depth(template_wavelength, template_flux, sampled)
     if w.size < 4 or tw.size < 4:
         return vgrid, np.zeros(vgrid.size)
     delta = np.log1p(step_kms / C_KMS)
@@ -118,7 +153,7 @@ def coarse_ccf(wavelength, flux, uncertainty, template_wavelength, template_flux
         ivar[(g > lw[b]) & (g < lw[b + 1])] = 0.0
     kmax = int(np.ceil(max(np.log1p(v_max / C_KMS), -np.log1p(v_min / C_KMS)) / delta)) + 2
     gt = lw[0] - kmax * delta + delta * np.arange(n + 2 * kmax)
-    t = np.interp(gt, np.log(tw), td, left=0.0, right=0.0)
+    t = depth(np.exp(gt))
     L = 1 << int(np.ceil(np.log2(n + 2 * kmax + n)))
     fa = np.conj(np.fft.rfft(d * ivar, L))
     fw = np.conj(np.fft.rfft(ivar, L))
@@ -135,7 +170,7 @@ def coarse_ccf(wavelength, flux, uncertainty, template_wavelength, template_flux
 
 
 def _sigma_clip(values, nsigma=4.0, max_iter=5, min_scale=0.0):
-    """Iterative clipping about the median with the robust scatter (1.4826 MAD, at least
+    """Iterative clipping about the median with the robust scatter (astropy's mad_std, at least
     ``min_scale``); returns the boolean mask of kept (finite) values."""
     v = np.asarray(values, float)
     keep = np.isfinite(v)
@@ -143,7 +178,7 @@ def _sigma_clip(values, nsigma=4.0, max_iter=5, min_scale=0.0):
         if keep.sum() < 3:
             break
         med = np.median(v[keep])
-        s = max(1.4826 * np.median(np.abs(v[keep] - med)), min_scale)
+        s = max(mad_std(v[keep]), min_scale)
         if s <= 0:
             break
         new = np.isfinite(v) & (np.abs(v - med) <= nsigma * s)
@@ -154,10 +189,11 @@ def _sigma_clip(values, nsigma=4.0, max_iter=5, min_scale=0.0):
 
 
 def _templates(template, wavelength, v_range_kms, order_labels=None):
-    """Per-order (wavelength, flux) template pairs, sorted and cut to each order's range widened by
-    the velocity search, from a per-order template (arrays (n_orders, npix), a dict with
-    ``wavelength``/``flux`` and optionally ``order`` labels matched to ``order_labels``, or a list
-    of pairs) or one model spectrum used for every order."""
+    """Per-order ``(wavelength, flux, sampled)`` templates, sorted, from a per-order template
+    (arrays (n_orders, npix), a dict with ``wavelength``/``flux`` and optionally ``order`` labels
+    matched to ``order_labels``, or a list of pairs: ``sampled`` like the data, see :func:`_depth`)
+    or one model spectrum used for every order, cut to each order's range widened by the velocity
+    search."""
     if isinstance(template, dict):
         tw, tf = template["wavelength"], template["flux"]
         if order_labels is not None and template.get("order") is not None and np.ndim(tw) == 2:
@@ -179,30 +215,49 @@ def _templates(template, wavelength, v_range_kms, order_labels=None):
     for i in range(n_orders):
         w = wavelength[i]
         if not np.isfinite(w).any():
-            out.append((np.zeros(0), np.zeros(0)))
+            out.append((np.zeros(0), np.zeros(0), False))
             continue
         lo, hi = np.nanmin(w) / hi_f * 0.9999, np.nanmax(w) / lo_f * 1.0001
         if single:
             a, b = np.searchsorted(w_all, [lo, hi])
             a, b = max(0, a - 1), min(w_all.size, b + 1)
-            out.append((w_all[a:b], 1.0 - d_all[a:b]))
+            out.append((w_all[a:b], 1.0 - d_all[a:b], False))
         else:
-            ww, dd = _oversample(*_template_depth(tw[i], tf[i]))
-            out.append((ww, 1.0 - dd))
+            ww, dd = _template_depth(tw[i], tf[i])
+            out.append((ww, 1.0 - dd, True))
     return out
 
 
-def _oversample(w, depth, factor: int = 8):
-    """A template sampled like the data (a ZERO: about two pixels per resolution element) resampled
-    ``factor`` times finer with a cubic spline, so that the CCF's linear interpolation at sub-pixel
-    shifts keeps its lines' shape.  On the simulated nights it takes the RV error of stars measured
-    against another star's ZERO from 20 to 7 m/s rms (tests/nres/test_nres_truth.py)."""
+def _increasing(w, *values):
+    """Samples sorted by wavelength with repeated wavelengths dropped (a spline's knots increase)."""
+    o = np.argsort(w, kind="stable")
+    w = np.asarray(w, float)[o]
     keep = np.concatenate([[True], np.diff(w) > 0])
-    w, depth = w[keep], depth[keep]
-    if w.size < 4:
-        return w, depth
-    fine = np.interp(np.arange((w.size - 1) * factor + 1) / factor, np.arange(w.size), w)
-    return fine, CubicSpline(w, depth)(fine)
+    return (w[keep], *(np.asarray(v, float)[o][keep] for v in values))
+
+
+def _within(x, w, max_gap: float = 2.0):
+    """Where ``x`` lies among the increasing samples ``w``, not in a gap wider than ``max_gap``
+    typical spacings."""
+    inside = np.isfinite(x) & (x >= w[0]) & (x <= w[-1])
+    j = np.clip(np.searchsorted(w, x), 1, w.size - 1)
+    return inside & ((w[j] - w[j - 1]) <= max_gap * np.median(np.diff(w)))
+
+
+def _resample(x, w, f, e, max_gap: float = 2.0):
+    """A spectrum sampled at ``w`` (increasing) resampled at ``x``: the flux by :func:`_spline`, the
+    uncertainty linearly.  Linear interpolation of a spectrum sampled at about two pixels per
+    resolution element is not shift-accurate: it leaves a line a fraction of the way back to where
+    its samples were (in the simulated NRES orders 2 m/s of a 60 m/s offset, the barycentric
+    motion of an hour), so a coadd of exposures taken at different barycentric velocities would
+    sit at the velocity of the first, not at rest.  Returns ``(flux, uncertainty, inside)`` where
+    ``inside`` is False outside the samples and in gaps wider than ``max_gap`` typical spacings
+    (masked pixels), which are not filled."""
+    x = np.asarray(x, float)
+    inside = _within(x, w, max_gap)
+    fr = np.zeros(x.shape)
+    fr[inside] = _spline(w, f)(x[inside])
+    return fr, np.interp(x, w, e), inside
 
 
 def peak_error(v_kms, xcor, peak, half_width_kms: float = 0.3):
@@ -252,7 +307,7 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
     use_rows, coarse = [], []
     vgrid = None
     for r in rows:
-        tw, tf = temps[r]
+        tw, tf, sampled = temps[r]
         w = wavelength[r]
         if not np.isfinite(w).any() or tw.size < 4:
             continue
@@ -260,7 +315,7 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
         if np.nanmax(tw) < lo or np.nanmin(tw) > hi:
             continue
         vgrid, xc = coarse_ccf(w, normflux[r], normuncertainty[r], tw, tf,
-                               None if masks is None else masks[r], *v_range_kms, coarse_step_kms)
+                               None if masks is None else masks[r], *v_range_kms, coarse_step_kms, sampled)
         if not np.any(xc):
             continue
         use_rows.append(r)
@@ -283,9 +338,9 @@ def measure_rv(wavelength, normflux, normuncertainty, template, orders=None, mas
     fine = []
     sel_rows = [r for r, g in zip(use_rows, good) if g]
     for r in sel_rows:
-        tw, tf = temps[r]
+        tw, tf, sampled = temps[r]
         xk = cross_correlate(knots, wavelength[r], normflux[r], normuncertainty[r], tw, tf,
-                             None if masks is None else masks[r])
+                             None if masks is None else masks[r], sampled=sampled)
         fine.append(CubicSpline(knots, xk)(fine_v))
     fine = np.array(fine)
     peak = np.argmax(fine, axis=1)
@@ -318,11 +373,11 @@ def template_match(wavelength, normflux, normuncertainty, template, mask=None, o
     wavelength = np.atleast_2d(np.asarray(wavelength, float))
     temps = _templates(template, wavelength, v_range_kms, order_labels)
     total, vgrid, n = None, None, 0
-    for r, (tw, tf) in enumerate(temps):
+    for r, (tw, tf, sampled) in enumerate(temps):
         if tw.size < 4 or not np.isfinite(wavelength[r]).any():
             continue
         vgrid, xc = coarse_ccf(wavelength[r], np.atleast_2d(normflux)[r], np.atleast_2d(normuncertainty)[r], tw, tf,
-                               None if mask is None else np.atleast_2d(mask)[r], *v_range_kms, step_kms)
+                               None if mask is None else np.atleast_2d(mask)[r], *v_range_kms, step_kms, sampled)
         if np.any(xc):
             total = xc if total is None else total + xc
             n += 1
@@ -336,7 +391,8 @@ def make_zero(wavelengths, normfluxes, normuncertainties, velocities_ms, masks=N
     """A ZERO template (the IDL pipeline's RV standard; banzai-nres's TEMPLATE stack): each
     exposure's wavelengths shifted to rest with its observed velocity (``observed_velocity`` of the
     standard's catalogue RV and the exposure's barycentric correction), resampled on the first
-    exposure's rest-frame grid, and averaged order by order with inverse-variance weights.
+    exposure's rest-frame grid (:func:`_resample`), and averaged order by order with
+    inverse-variance weights.
 
     ``wavelengths``, ``normfluxes``, ``normuncertainties``: sequences of (n_orders, nx) arrays, one
     per exposure; ``velocities_ms``: one per exposure. Returns a dict of (n_orders, nx) arrays
@@ -359,12 +415,9 @@ def make_zero(wavelengths, normfluxes, normuncertainties, velocities_ms, masks=N
                 ok &= m[i] == 0
             if ok.sum() < 2:
                 continue
-            o = np.argsort(w[i][ok])
-            wi, fi, ei = w[i][ok][o], f[i][ok][o], e[i][ok][o]
-            inside = (ref[i] >= wi[0]) & (ref[i] <= wi[-1])
-            fr = np.interp(ref[i], wi, fi)
-            er = np.interp(ref[i], wi, ei)
-            wt = np.where(inside & np.isfinite(ref[i]), 1.0 / er ** 2, 0.0)
+            wi, fi, ei = _increasing(w[i][ok], f[i][ok], e[i][ok])
+            fr, er, inside = _resample(ref[i], wi, fi, ei)
+            wt = np.where(inside, 1.0 / er ** 2, 0.0)
             num[i] += wt * fr
             wsum[i] += wt
     with np.errstate(invalid="ignore", divide="ignore"):

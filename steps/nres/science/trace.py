@@ -24,6 +24,8 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy import ndimage, signal
 
+from astroflow.filters import MAD_TO_SIGMA, mad_std
+
 __all__ = [
     "TraceSet",
     "blind_trace",
@@ -159,7 +161,7 @@ def _noise_of_profile(profile):
     d = np.diff(p)
     lo = p[:-1] <= np.nanpercentile(p, 50)
     d = d[lo] if lo.sum() > 10 else d
-    s = 1.4826 * np.nanmedian(np.abs(d - np.nanmedian(d))) / np.sqrt(2.0)
+    s = mad_std(d, ignore_nan=True) / np.sqrt(2.0)
     return float(max(s, 1e-6))
 
 
@@ -263,7 +265,7 @@ def _robust_legfit(x, y, w, nx, degree=DEGREE, nsigma=4.0, n_iter=5):
         if coeffs.size < degree + 1:
             coeffs = np.concatenate([coeffs, np.zeros(degree + 1 - coeffs.size)])
         res = y - legendre.legval(t, coeffs)
-        s = 1.4826 * np.median(np.abs(res[keep])) + 1e-4
+        s = MAD_TO_SIGMA * np.median(np.abs(res[keep])) + 1e-4
         new = np.isfinite(y) & (w > 0) & (np.abs(res) < nsigma * s)
         if np.array_equal(new, keep):
             break

@@ -40,6 +40,8 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy import ndimage, signal
 
+from astroflow.filters import MAD_TO_SIGMA, mad_std
+
 __all__ = [
     "C_KMS",
     "WavelengthSolution",
@@ -128,7 +130,7 @@ def find_lines(flux, variance=None, snr: float = 5.0, background_window: int = 5
     bg = ndimage.uniform_filter1d(bg, win, mode="nearest")
     r = f - bg
     if variance is None:
-        s = 1.4826 * np.median(np.abs(np.diff(r[good]))) / np.sqrt(2.0)
+        s = MAD_TO_SIGMA * np.median(np.abs(np.diff(r[good]))) / np.sqrt(2.0)
         noise = np.full(n, max(s, 1e-12))
     else:
         v = np.asarray(variance, float)
@@ -306,7 +308,7 @@ def fit_solution(x, m, wavelength, nx: int, deg_x: int = 5, deg_m: int = 3, weig
             break
         coeffs = _wlsq(V[keep], lam[keep], w[keep])
         res = lam - V @ coeffs
-        s_ = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
+        s_ = mad_std(res[keep])
         s_ = max(s_, 1e-6)
         new = np.isfinite(lam) & (w > 0) & (np.abs(res) < nsigma * s_)
         if np.array_equal(new, keep):
@@ -987,9 +989,9 @@ def quality(table, n_detected: int | None = None) -> dict:
     if n == 0:
         return {"SIGLAM": np.nan, "RVPRECSN": np.nan, "RMS": np.nan, "RMS_KMS": np.nan,
                 "NLINEDET": int(n_detected or 0), "NLINES": 0}
-    rstd = 1.4826 * np.median(np.abs(d - np.median(d)))
+    rstd = mad_std(d)
     dv = d / np.asarray(table["wavelength"])
-    vstd = 1.4826 * np.median(np.abs(dv - np.median(dv)))
+    vstd = mad_std(dv)
     return {"SIGLAM": float(rstd), "RVPRECSN": float(vstd / np.sqrt(n) * C_MS),
             "RMS": float(np.sqrt(np.mean(d ** 2))), "RMS_KMS": float(np.sqrt(np.mean(dv ** 2)) * C_KMS),
             "NLINEDET": int(n_detected if n_detected is not None else n), "NLINES": int(n)}
@@ -1039,7 +1041,7 @@ def drift(lines_frame, lines_reference, solution: WavelengthSolution, order_inde
     keep = np.ones(v.size, bool)
     for _ in range(5):
         med = np.median(v[keep])
-        s = 1.4826 * np.median(np.abs(v[keep] - med))
+        s = mad_std(v[keep])
         new = np.abs(v - med) < nsigma * max(s, 1e-3)
         if np.array_equal(new, keep):
             break

@@ -66,3 +66,16 @@ def read_noise(raws: list[np.ndarray], columns: slice, gain: float) -> float:
         d -= np.median(d, axis=1, keepdims=True)
         values.append(clipped_std(d) / np.sqrt(2.0) * gain)
     return float(np.median(values)) if values else float("nan")
+
+
+def stack_lamp(frames: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+    """The median of one lamp's debiased frames, each pixel over the frames whose cosmic-ray
+    mask leaves it alone; a pixel flagged in every frame keeps all of them.  A cosmic ray hits
+    one frame; a flag in every frame is the lamp's own sharp line (LA-Cosmic takes the peaks of
+    unresolved arc lines for cosmic rays), so the uncleaned ``b_`` frames are stacked, not the
+    cleaned ones, whose line peaks LA-Cosmic replaced by their surroundings."""
+    cube = np.stack([f.astype(np.float32) for f in frames])
+    flagged = np.stack([np.asarray(m, bool) for m in masks])
+    flagged &= ~flagged.all(axis=0)
+    cube[flagged] = np.nan
+    return np.nanmedian(cube, axis=0).astype(np.float32)

@@ -26,8 +26,11 @@ orientation).
 
 from __future__ import annotations
 
+import math
+from functools import cache
+
 import numpy as np
-from scipy import stats
+from astropy.stats import mad_std
 
 LOST, SATURATED = 0, 65535
 CLIP_SIGMA = 4.0
@@ -90,8 +93,10 @@ def histogram_stats(hist: np.ndarray, first: int) -> tuple[float, float]:
     first, hist = first + int(occupied[0]), hist[occupied[0]:occupied[-1] + 1].astype(np.float64)
     n = hist.sum()
     values = np.arange(first, first + hist.size, dtype=np.float64)
-    mean = float(hist @ values / n)
-    std = float(np.sqrt(hist @ (values - mean) ** 2 / n)) if n > 1 else float("nan")
+    # sums of products, not ``@``/``np.dot``: a BLAS call per histogram wakes the BLAS threads,
+    # ~7 ms each on a busy machine against 0.1 ms for the sum (a check calls this per region)
+    mean = float((hist * values).sum() / n)
+    std = float(np.sqrt((hist * (values - mean) ** 2).sum() / n)) if n > 1 else float("nan")
     cum = np.cumsum(hist)
     lo, hi = (int(np.searchsorted(cum, k, side="right")) for k in ((n - 1) // 2, n // 2))
     m = int(np.rint(first + (lo + hi) / 2.0))  # the plain median (a half where the middle two differ), rounded
@@ -151,21 +156,21 @@ def poly2d_model(image: np.ndarray, degree: int = 5, binsize: int = 300) -> tupl
     return model, {"degree_x": dx, "degree_y": dy, "n_bins": len(med), "coeffs": coeffs.tolist()}
 
 
-_TRUNCATION = float(np.sqrt(1 - 2 * CLIP_SIGMA * stats.norm.pdf(CLIP_SIGMA) / (2 * stats.norm.cdf(CLIP_SIGMA) - 1)))
-
-
-
+@cache
 def _truncation(sigma: float) -> float:
-    """The std of a unit Gaussian truncated at +-sigma."""
-    return float(np.sqrt(1 - 2 * sigma * stats.norm.pdf(sigma) / (2 * stats.norm.cdf(sigma) - 1)))
+    """The std of a unit Gaussian truncated at +-sigma: sqrt(1 - 2 sigma phi(sigma) / (2 Phi(sigma) - 1)),
+    with 2 Phi(sigma) - 1 = erf(sigma / sqrt 2) (math, not scipy.stats: the latter costs every
+    step process a second at start-up)."""
+    pdf = math.exp(-sigma * sigma / 2) / math.sqrt(2 * math.pi)
+    return math.sqrt(1 - 2 * sigma * pdf / math.erf(sigma / math.sqrt(2)))
 
 
 def robust_sigma(values: np.ndarray, n: int = 200_000) -> float:
-    """1.4826 x the MAD of an even subsample of the finite values (a quick robust scale)."""
+    """The MAD-based std of an even subsample of the finite values (a quick robust scale)."""
     v = np.asarray(values).ravel()
     sub = v[:: max(1, v.size // n)]
     sub = sub[np.isfinite(sub)]
-    return float(1.4826 * np.median(np.abs(sub - np.median(sub)))) if sub.size else float("nan")
+    return float(mad_std(sub)) if sub.size else float("nan")
 
 
 def clipped_stats(values: np.ndarray, sigma: float = CLIP_SIGMA, iterations: int = 8,
@@ -182,7 +187,7 @@ def clipped_stats(values: np.ndarray, sigma: float = CLIP_SIGMA, iterations: int
         return (float(v[0]) if v.size else float("nan")), float("nan")
     sub = v[:: max(1, v.size // 20_000)]  # the start only needs to be near: the iterations refine it
     centre = float(np.median(sub))
-    scale = max(float(1.4826 * np.median(np.abs(sub - centre))), 0.5)  # counts: the MAD is quantised
+    scale = max(float(mad_std(sub)), 0.5)  # counts: the MAD is quantised
     part = v[:: max(1, v.size // converge_on)]
     for _ in range(iterations):
         keep = part[np.abs(part - centre) <= sigma * scale]
@@ -198,7 +203,7 @@ def clipped_stats(values: np.ndarray, sigma: float = CLIP_SIGMA, iterations: int
         if keep.size < 2:
             return centre, float("nan")
         centre, scale = float(keep.mean(dtype=np.float64)), float(keep.std(dtype=np.float64))
-    return centre, scale / (_TRUNCATION if sigma == CLIP_SIGMA else _truncation(sigma))
+    return centre, scale / _truncation(sigma)
 
 
 def clipped_std(values: np.ndarray, sigma: float = CLIP_SIGMA, iterations: int = 8) -> float:
@@ -239,13 +244,28 @@ def read_noise(prepared: np.ndarray, degree: int = 5, binsize: int = 300) -> tup
     return clipped_std(residual), fit
 
 
-def master(stack: np.ndarray) -> np.ndarray:
-    """The master bias of prepared frames (frames, rows, columns): the per-pixel median, NaN-aware
-    (``stack`` is overwritten)."""
+def master(stack: np.ndarray, sigma: float = CLIP_SIGMA) -> np.ndarray:
+    """The master of prepared frames (frames, rows, columns): per pixel, the mean of the frames
+    within ``sigma`` robust standard deviations of the pixel's median (a cosmic ray or a transient
+    in one frame left out), NaN-aware (``stack`` is overwritten).
+
+    Not vison's plain per-pixel median: the median of a few quantised values (integer counts minus
+    a nearly common offset) leans towards the integer grid, by +0.02 to +0.04 ADU over the image
+    area of the simulator's 10-frame master biases (measured), as much as 5-15 % of the 565 s
+    dark current that DARK01 measures against it; the clipped mean is unbiased."""
     with np.errstate(all="ignore"):
         if np.isfinite(stack).all():
-            # sorted in place along the frames (2-3x sooner than np.median's partition for ~10 frames)
+            # the median sorted in place along the frames (2-3x sooner than np.median's partition)
             stack.sort(axis=0)
             n, k = stack.shape[0], stack.shape[0] // 2
-            return (stack[k] if n % 2 else (stack[k - 1] + stack[k]) / np.float32(2)).astype(np.float32)
-        return np.nanmedian(stack, axis=0, overwrite_input=True).astype(np.float32)
+            median = stack[k] if n % 2 else (stack[k - 1] + stack[k]) / np.float32(2)
+        else:
+            median = np.nanmedian(stack, axis=0)
+        deviation = stack - median  # one temporary of the stack's size (full frame: 177 MB a quadrant)
+        limit = sigma * robust_sigma(deviation)
+        keep = np.abs(deviation, out=deviation) <= limit  # NaN compares False
+        del deviation
+        stack[~keep] = 0
+        used = keep.sum(axis=0)
+        total = stack.sum(axis=0, dtype=np.float64)
+        return np.where(used > 0, total / np.maximum(used, 1), median).astype(np.float32)

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from astropy.stats import mad_std
 
 from steps.vison.science.bias import LOST, SATURATED, histogram_stats, clipped_stats
 
@@ -141,7 +142,7 @@ def fit_ptc(signal, variance, ron2: float | None = None, limits: tuple[float, fl
             a, cov, _ = _wls(x[keep], y[keep], 1.0 / np.maximum(pred[keep], 1e-9) ** 2, ron2)
             pred = a[0] + a[1] * x + a[2] * x * x
             r = (y - pred) / pred
-            scale = 1.4826 * np.median(np.abs(r[keep] - np.median(r[keep])))
+            scale = mad_std(r[keep])
             new = np.abs(r) <= sigma * max(scale, 1e-12)
             if new.sum() < n_params + 2 or np.array_equal(new, keep):
                 break
@@ -151,9 +152,9 @@ def fit_ptc(signal, variance, ron2: float | None = None, limits: tuple[float, fl
     errors = tuple(float(e) for e in np.sqrt(np.clip(np.diag(cov), 0, None)))
     a1 = float(a[1])
     problems = []
-    if a1 <= 0:
+    if not a1 > errors[1]:  # zero within its error: no gain to speak of, however large 1/a1
         gain, gain_err = float("nan"), float("nan")
-        problems.append(f"the PTC's linear term is {a1:.3g} (not positive)")
+        problems.append(f"the PTC's linear term is {a1:.3g} ± {errors[1]:.2g} (not positive)")
     else:
         gain, gain_err = 1.0 / a1, errors[1] / a1**2
         if not gain_err / gain <= max_relative_error:

@@ -67,25 +67,30 @@ def calibration_key(ctype: str) -> str:
 
 def calibration_cards(rec: dict) -> list[tuple[str, str, str]]:
     """``CAL<TYPE>`` = file name, one per calibration used (banzai's ``L1IDBIAS`` style)."""
-    cards = []
-    for cal in rec["calibrations"]:
-        name = cal["file"][:FITS_VALUE]
-        # one 80-character card: the comment only where the file name leaves room for it
-        cards.append((calibration_key(cal["type"]), name, f"{cal['type']} id {cal['id']}"[:max(0, 65 - len(name) - 3)]))
-    return cards
+    return [fitted(calibration_key(cal["type"]), cal["file"], f"{cal['type']} id {cal['id']}")
+            for cal in rec["calibrations"]]
+
+
+def fitted(key: str, value: str, comment: str) -> tuple[str, str, str]:
+    """A string card that fits one 80-character card: the value cut to :data:`FITS_VALUE`
+    characters, the comment to the room the value leaves (astropy would truncate it with a
+    warning).  ``KEY     = 'value'  / comment``: the quoted value takes at least 20 columns."""
+    value = value[:FITS_VALUE]
+    room = 80 - 10 - max(20, len(value.replace("'", "''")) + 2) - 3
+    return key, value, comment[:max(0, room)]
 
 
 def fits_cards(ctx) -> list[tuple[str, str, str]]:
     """The provenance header cards, ``(keyword, value, comment)``, DATE first."""
     rec = record(ctx)
-    cards = [
+    cards = [fitted(*card) for card in (
         ("DATE", rec["created"], "file creation date (UTC)"),
-        ("PIPEVER", rec["astroflow_version"][:FITS_VALUE], "astroflow code version"),
-        ("PIPELINE", rec["pipeline"][:FITS_VALUE], "astroflow pipeline"),
-        ("PIPESTEP", rec["step"][:FITS_VALUE], "astroflow step"),
-        ("RUNNAME", rec["run"][:FITS_VALUE], "astroflow run (the run directory's name)"),
+        ("PIPEVER", rec["astroflow_version"], "astroflow code version"),
+        ("PIPELINE", rec["pipeline"], "astroflow pipeline"),
+        ("PIPESTEP", rec["step"], "astroflow step"),
+        ("RUNNAME", rec["run"], "astroflow run (the run directory's name)"),
         ("CONFHASH", rec["config_hash"], "hash of the run configuration"),
-    ]
+    )]
     return cards + calibration_cards(rec)
 
 

@@ -105,3 +105,20 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
     proc.stdout.close()  # the reader is gone before the first byte
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "BrokenPipe" not in err and "Traceback" not in err, err
+
+
+def test_long_names_fit_their_cards_without_a_warning():
+    """A long run name or calibration file name cuts the comment, never the 80-column card
+    (astropy would truncate with a VerifyWarning, or refuse)."""
+    import warnings
+
+    from astroflow.provenance import fitted
+
+    header = fits.Header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for card in [fitted("RUNNAME", "test_ifu_swap_renames_the_cali0", "astroflow run (the run directory's name)"),
+                     fitted("CALWAVEL", "w" * 90, "WAVELENGTH id 3"), fitted("PIPESTEP", "rv", "astroflow step")]:
+            header[card[0]] = card[1:]
+            assert len(header.cards[card[0]].image) == 80
+    assert header["CALWAVEL"] == "w" * 68 and header.comments["PIPESTEP"] == "astroflow step"

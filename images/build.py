@@ -88,11 +88,16 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def lock_pins() -> dict[str, str]:
+    """requirements.lock as {canonical name: version}."""
+    return {canonical(name): version for name, version in
+            (line.split("==") for line in LOCK.read_text().splitlines() if "==" in line and not line.startswith("#"))}
+
+
 def locked(dependencies: list[str]) -> list[str]:
     """pyproject.toml's dependency ranges pinned to requirements.lock's versions (extras kept):
     the images install exactly what CI tested."""
-    pins = dict(line.split("==") for line in LOCK.read_text().splitlines() if "==" in line and not line.startswith("#"))
-    pins = {canonical(k): v for k, v in pins.items()}
+    pins = lock_pins()
     out = []
     for dep in dependencies:
         name, extras = re.match(r"([A-Za-z0-9_.-]+)(\[[^]]*\])?", dep).groups()

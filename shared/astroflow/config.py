@@ -118,11 +118,11 @@ def resolve(
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(explain(exc)) from None
     try:
         validated = cfg.typed_settings(pipeline)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, "settings")) from None
+        raise ConfigError(explain(exc, "settings")) from None
     cfg.settings = json.loads(_absolute_paths(validated).model_dump_json())
     for name in cfg.steps:
         if name not in pipeline.by_name:
@@ -130,7 +130,7 @@ def resolve(
         try:
             cfg.step_params(pipeline, name)
         except ValidationError as exc:
-            raise ConfigError(_explain(exc, f"steps.{name}")) from None
+            raise ConfigError(explain(exc, f"steps.{name}")) from None
     return cfg
 
 
@@ -146,11 +146,13 @@ def _absolute_paths(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-def _explain(exc: ValidationError, section: str = "") -> str:
-    lines = ["invalid configuration:"]
+def explain(exc: ValidationError, section: str = "", heading: str = "invalid configuration:") -> str:
+    """A pydantic error as lines a person reads: ``heading``, then ``  where: what`` per problem
+    (``where`` the dotted path under ``section``)."""
+    lines = [heading]
     for err in exc.errors():
-        where = ".".join(str(p) for p in ((section,) if section else ()) + tuple(err["loc"]))
-        lines.append(f"  {where}: {err['msg']}")
+        where = ".".join(str(p) for p in ((section,) if section else ()) + tuple(err["loc"])) or "(file)"
+        lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ def request(run_dir: str | Path, step: str, items: list[str], params: dict | Non
         try:
             declared.params.model_validate({**cfg.steps.get(step, {}), **params})
         except ValidationError as exc:
-            raise ConfigError(run_config._explain(exc, f"steps.{step}")) from None
+            raise ConfigError(run_config.explain(exc, f"steps.{step}")) from None
     with run_lock(run_dir):
         overrides = rundir.read_overrides(step_dir)
         for i in items:

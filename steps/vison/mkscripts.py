@@ -110,14 +110,12 @@ def read_inputs(path: str | Path) -> dict:
 
 
 def validated(model: type[BaseModel], data: dict, path: Path) -> Any:
+    from astroflow.config import explain
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: invalid inputs:"]
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(file)"
-            lines.append(f"  {where}: {err['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(explain(exc, heading=f"{path}: invalid inputs:")) from None
 
 
 def load_json(path: Path) -> dict:

@@ -15,7 +15,6 @@ import copy
 import json
 import math
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -109,14 +108,10 @@ def test_native_kernels_only_where_declared(docker_client, build_module):
     assert code == 0, err
 
 
-def test_the_images_carry_the_locked_versions_and_no_hera(docker_client):
+def test_the_images_carry_the_locked_versions_and_no_hera(docker_client, build_module):
     """The base image installs requirements.lock's exact versions (what CI tested), and Hera,
     which only `render` and `submit` need, is not in it."""
-    def canonical(name: str) -> str:
-        return re.sub(r"[-_.]+", "-", name).lower()
-
-    lock = {canonical(k): v for k, v in (line.split("==") for line in (ROOT / "requirements.lock").read_text().splitlines()
-                                         if "==" in line and not line.startswith("#"))}
+    canonical, lock = build_module.canonical, build_module.lock_pins()
     code, out, err = run_container("astroflow-base:dev", ["python", "-m", "pip", "list", "--format=json"])
     assert code == 0, err
     installed = {canonical(d["name"]): d["version"] for d in json.loads(out)}

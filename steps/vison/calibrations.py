@@ -14,4 +14,7 @@ from astroflow.calib import CalibType
 CALIBRATIONS = {
     "MASTER_BIAS": CalibType("MASTER_BIAS", match=("ccd", "serial", "rdmode")),
     "MASTER_DARK": CalibType("MASTER_DARK", match=("ccd", "serial", "rdmode")),
+    # FLAT01's master flats (one per fluence level: attribute ``level``) and COSMETICS00's masks
+    "MASTER_FLAT": CalibType("MASTER_FLAT", match=("ccd", "serial", "wave_nm")),
+    "COSMETICS_MASK": CalibType("COSMETICS_MASK", match=("block", "ccd", "serial")),
 }

@@ -22,7 +22,7 @@ from astroflow.errors import ConfigError
 
 def check(settings) -> tuple[list[str], list[str]]:
     """(problems that stop a run, warnings) of validated :class:`VisonSettings` against the data."""
-    from steps.vison import elvis
+    from steps.vison import elvis, tasks
 
     problems: list[str] = []
     warnings: list[str] = []
@@ -57,6 +57,10 @@ def check(settings) -> tuple[list[str], list[str]]:
         if key in settings.serials and any(s != settings.serials[key] for s in seen):
             warnings.append(f"{key} serial in the EXP_LOG ({', '.join(seen)}) is not the configured "
                             f"{settings.serials[key]} (WRONG_ROE_CONF)")
+    block_default = type(settings).model_fields["block"].default
+    if settings.block == block_default and any(tasks.resolve(t) is tasks.COSMETICS00 for t in settings.tests):
+        warnings.append(f"block not set: the cosmetics masks will be EUC_MASK_{block_default}_CCD<n>_SN_<serial>.fits "
+                        "(set block, vison's BLOCKID)")
     return problems, warnings
 
 

@@ -18,7 +18,7 @@ function ``rule(book, ctx, item, task)`` reading what its sub-tasks measured):
 Shared rules for the Tasks' checks: :func:`frame_problems` (a frame that does not read: BADDATA,
 the error names the file), :func:`offsets_flags` (the check's region offsets and noise against
 the performance limits, for the Tasks whose check measures them), :func:`pixel_flags` (lost and
-saturated pixels).  Writes ``RUN/<session>/<TEST>/flags/``.
+saturated pixels), :func:`exposed_offsets_flags` (the same for exposed frames).  Writes ``RUN/<session>/<TEST>/flags/``.
 """
 
 from __future__ import annotations
@@ -138,12 +138,14 @@ def pixel_flags(book: FlagBook, rows: list[dict], ccd: int, q: str, limits, satu
                  quadrant=q, value=n, limit=limits.max_saturated_pixels)
 
 
-def offsets_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
+def offsets_flags(book: FlagBook, ctx, item: dict, task: tasks.Task, exposed: bool = False) -> None:
     """The check's offsets (prescan, image, overscan per frame and quadrant) against the limits: a
     prescan offset beyond ±tolerance of its nominal (or outside the sanity range where no nominal
     is configured), image or overscan minus prescan beyond ±10 ADU: POORQUALDATA; a prescan or
     overscan std outside the RON limits: RON_OOL; a CCD serial in the headers other than the
-    configured one: WRONG_ROE_CONF; lost and saturated pixels: LOSTPIXELS, SATURATION."""
+    configured one: WRONG_ROE_CONF; lost and saturated pixels: LOSTPIXELS, SATURATION.  ``exposed``
+    (flats: :func:`exposed_offsets_flags`): the image is the exposure, not an offset; its minus
+    prescan is not checked and the pixels are counted in the image region only."""
     step = task.step("check")
     if not ctx.has_input(step):
         return
@@ -163,7 +165,7 @@ def offsets_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
                   else tuple(limits.offset_range_adu))
         worst(book, "POORQUALDATA", ccd, q, "prescan offset", [(o, r["offset_adu"]) for o, r in pre.items()], lo, hi,
               "ADU")
-        for region in ("image", "overscan"):
+        for region in (("overscan",) if exposed else ("image", "overscan")):
             diffs = [(r["obsid"], r["offset_adu"] - pre[r["obsid"]]["offset_adu"]) for r in mine
                      if r["region"] == region and r["obsid"] in pre]
             tol = limits.region_minus_prescan_adu
@@ -171,7 +173,12 @@ def offsets_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
         for region in ("prescan", "overscan"):  # the image's std holds the bias structure and defects
             stds = [(r["obsid"], r["std_adu"]) for r in mine if r["region"] == region]
             worst(book, "RON_OOL", ccd, q, f"{region} std", stds, lo_ron, hi_ron, "ADU")
-        pixel_flags(book, mine, ccd, q, limits)
+        pixel_flags(book, [r for r in mine if r["region"] == "image"] if exposed else mine, ccd, q, limits)
+
+
+def exposed_offsets_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
+    """:func:`offsets_flags` for a Task of exposed frames (flats)."""
+    offsets_flags(book, ctx, item, task, exposed=True)
 
 
 def flags_step(task: tasks.Task, rules: tuple[Rule, ...], doc: str) -> FanOut:

@@ -60,6 +60,7 @@ PARALLEL_OVERSCAN = 20
 LOST, SATURATED = 0, 65535
 REGIONS = ("prescan", "image", "overscan", "pover")
 DEFAULT_ELVIS = "7.5.X"
+FILTER_WHEEL_NM = {1: 590, 2: 640, 3: 730, 4: 800, 5: 880, 6: 0}  # header WAVE -> nm, vison's default (ogse.FW)
 
 FRAME_NAME = re.compile(r"^EUC_(?P<obsid>\d+)_(?P<date>\d{6}D\d{6}T)_ROE(?P<roe>\d)_CCD(?P<ccd>[123])\.fits$")
 HK_NAME = re.compile(r"^HK_(?P<obsid>\d+)_(?P<date>\d{6}D\d{6}T)_ROE(?P<roe>\d)\.txt$")

@@ -7,7 +7,8 @@ fluence level each) and paired in ObsID order, (1st, 2nd), (3rd, 4th)... (vison'
 prescan offsets (from check), per 300 x 300-pixel tile of the image area: the first frame's
 median and ``std(difference)^2 / 2`` (:func:`steps.vison.science.ptc.pair_points`); and the
 read-noise variance the pair shows in its serial prescan (the same estimator), which meta takes
-as the PTC's constant.  Each frame is read once.
+as the PTC's constant.  Each frame is read once.  The same loop serves PTC02WAVE per
+wavelength (:func:`extract_item`'s ``group``; PTC0X is the one-group case).
 """
 
 from __future__ import annotations
@@ -51,15 +52,23 @@ def pairs(checked: list[dict]) -> list[tuple[int, int, float]]:
     return out
 
 
-def extract_ccd(ctx, item) -> list[dict]:
+def grouped(rows: list[dict], key: str | None) -> dict:
+    """The rows by ``key``'s value (PTC02WAVE: ``wave_nm``, None first); all in one group where ``key`` is None."""
+    if key is None:
+        return {None: rows}
+    out: dict = defaultdict(list)
+    for r in rows:
+        out[r[key]].append(r)
+    return dict(sorted(out.items(), key=lambda kv: -1 if kv[0] is None else kv[0]))
+
+
+def extract_pairs(ctx, base: dict, checked: list[dict]) -> list[dict]:
+    """The pair points of the frames ``checked`` (one group, e.g. one wavelength), each row under ``base``."""
     trim = tuple(ctx.settings.preprocessing.trim_prescan)
-    checked = [r for r in ctx.lookup("ptc_check", test=item["test"], ccd=item["ccd"]).to_pylist()
-               if r["problem"] is None]
     by_frame: dict[int, dict[str, dict]] = defaultdict(dict)
     for r in checked:
         by_frame[r["obsid"]][r["quadrant"]] = r
     rows = []
-    base = {"test": item["test"], "ccd": item["ccd"]}
     for a, b, exptime in pairs(checked):
         fa, fb = (np.mean([r["fluence_adu"] for r in by_frame[o].values()]) for o in (a, b))
         mismatch = abs(fa - fb) / max(abs(fa + fb) / 2, 1e-9)
@@ -79,6 +88,22 @@ def extract_ccd(ctx, item) -> list[dict]:
             rows += [{**base, "quadrant": q, "obsid": a, "obsid_pair": b, "exptime": exptime, **p,
                       "ron2_adu2": ron2, "skipped": None} for p in points]
     return rows
+
+
+def extract_item(ctx, item, task: tasks.Task, group: str | None = None) -> list[dict]:
+    """A PTC Task's extraction on one (test, CCD) item: its check's readable frames, per ``group``
+    value apart (PTC0X: one group; PTC02WAVE: per ``wave_nm``), paired and measured."""
+    checked = [r for r in ctx.lookup(task.step("check"), test=item["test"], ccd=item["ccd"]).to_pylist()
+               if r["problem"] is None]
+    rows = []
+    for value, frames in grouped(checked, group).items():
+        base = {"test": item["test"], "ccd": item["ccd"], **({group: value} if group else {})}
+        rows += extract_pairs(ctx, base, frames)
+    return rows
+
+
+def extract_ccd(ctx, item) -> list[dict]:
+    return extract_item(ctx, item, tasks.PTC0X)
 
 
 ptc_extract = FanOut("ptc_extract", inputs=("ptc_check",), params=ExtractParams, items=task_items(tasks.PTC0X),

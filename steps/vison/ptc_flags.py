@@ -36,15 +36,24 @@ def _gains(ctx, item: dict, task: tasks.Task) -> dict[str, dict]:
     return {r["quadrant"]: r for r in ctx.lookup(step, test=item["test"], ccd=item["ccd"]).to_pylist()}
 
 
+def label(wave) -> str:
+    return "unknown wavelength" if wave is None else f"{wave} nm"
+
+
+def missing_levels(book: FlagBook, stage: str, test: str, ccd: int, found: set[float], where: str) -> None:
+    """MISSDATA where fewer fluence levels (exposure times ``found``) than the structure's were taken."""
+    struct = tasks.structure(test)
+    if struct.levels and found and len(found) < len(struct.levels):
+        book.add("MISSDATA", stage, f"{len(found)} fluence levels of {test} {where} (exposure times "
+                 f"{', '.join(f'{t:g}' for t in sorted(found))} s), the structure has {len(struct.levels)}", ccd=ccd,
+                 value=len(found), limit=len(struct.levels))
+
+
 def structure_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
     test, ccd = item["test"], item["ccd"]
-    struct = tasks.structure(test)
     frames = ctx.lookup("inventory", test=test, ccd=ccd).to_pylist()
-    found = sorted({round(f["exptime"], 3) for f in frames if f["obsid"] >= 0 and f["exptime"] is not None})
-    if struct.levels and found and len(found) < len(struct.levels):
-        book.add("MISSDATA", "inventory", f"{len(found)} fluence levels of {test} in the EXP_LOG (exposure times "
-                 f"{', '.join(f'{t:g}' for t in found)} s), the structure has {len(struct.levels)}", ccd=ccd,
-                 value=len(found), limit=len(struct.levels))
+    found = {round(f["exptime"], 3) for f in frames if f["obsid"] >= 0 and f["exptime"] is not None}
+    missing_levels(book, "inventory", test, ccd, found, "in the EXP_LOG")
 
 
 def check_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
@@ -62,23 +71,27 @@ def check_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
 
 
 def meta_flags(book: FlagBook, ctx, item: dict, task: tasks.Task) -> None:
+    """The meta's rules, for each row (a PTC02WAVE row's reasons name its wavelength)."""
+    step = task.step("meta")
+    if not ctx.has_input(step):
+        return
     ccd, struct = item["ccd"], tasks.structure(item["test"])
     lo, hi = ctx.settings.limits.ron_adu
-    for r in _gains(ctx, item, task).values():
-        q = r["quadrant"]
+    for r in ctx.lookup(step, test=item["test"], ccd=ccd).to_pylist():
+        q, at = r["quadrant"], f" at {label(r['wave_nm'])}" if "wave_nm" in r else ""
         for text in r["badfit"] or []:
-            book.add("BADFIT", "meta", f"PTC fit: {text}", ccd=ccd, quadrant=q,
+            book.add("BADFIT", "meta", f"PTC fit{at}: {text}", ccd=ccd, quadrant=q,
                      value=f"gain {r['gain_e_per_adu']:.4g} ± {r['gain_err']:.2g} e-/ADU")
         for text in r["skipped"] or []:
-            book.add("FLUENCE_OOL", "extract", f"pair skipped, {text}", ccd=ccd, quadrant=q)
+            book.add("FLUENCE_OOL", "extract", f"pair{at} skipped, {text}", ccd=ccd, quadrant=q)
         if not np.isfinite(r["fwc_adu"]) and any(f >= 100 for f, _ in struct.levels):
-            book.add("NONSATURATION", "meta", "the PTC does not turn over: the full well was not reached", ccd=ccd,
-                     quadrant=q, value=f"brightest level {r['max_fluence_adu']:.0f} ADU" if r["max_fluence_adu"]
-                     is not None else "")
+            book.add("NONSATURATION", "meta", f"the PTC does not turn over{at}: the full well was not reached",
+                     ccd=ccd, quadrant=q, value=f"brightest level {r['max_fluence_adu']:.0f} ADU"
+                     if r["max_fluence_adu"] is not None else "")
         if r["ron2_adu2"] is not None and np.isfinite(r["ron2_adu2"]):
             ron = float(np.sqrt(r["ron2_adu2"]))
             if not lo <= ron <= hi:
-                book.add("RON_OOL", "extract", "read noise of the pairs' prescans", ccd=ccd, quadrant=q,
+                book.add("RON_OOL", "extract", f"read noise of the pairs' prescans{at}", ccd=ccd, quadrant=q,
                          value=f"{ron:.4g} ADU", limit=f"[{lo:.4g}, {hi:.4g}] ADU")
 
 

@@ -8,7 +8,8 @@ well, the signal of the brightest fluence level past the PTC's turnover
 (:func:`steps.vison.science.ptc.full_well`; NaN where the test did not reach it).  The test is
 analysed as acquired: fewer fluences or frames than its structure still give a fit (the flags
 step says what was missing).  Writes ``RUN/<session>/<TEST>/gain/`` (ccd, quadrant,
-gain_e_per_adu, gain_err, fwc_adu, n_pairs).
+gain_e_per_adu, gain_err, fwc_adu, n_pairs).  The same loop serves PTC02WAVE per wavelength
+(:func:`meta_item`'s ``group``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import Field
 from astroflow.step import FanOut, StepParams
 from steps.vison import elvis, tasks
 from steps.vison.products import write_part
+from steps.vison.ptc_extract import grouped
 from steps.vison.subtasks import KEY, task_items
 from steps.vison.science.ptc import FIT_LIMITS_ADU, MAX_GAIN_RELATIVE_ERROR, fit_ptc, full_well
 
@@ -59,31 +61,41 @@ def levels_of(fluences: list[dict], points: list[dict]) -> list[dict]:
             for t, rs in sorted(flu.items())]
 
 
-def meta_ccd(ctx, item) -> list[dict]:
-    p = ctx.params
-    checked = [r for r in ctx.lookup("ptc_check", test=item["test"], ccd=item["ccd"]).to_pylist()
-               if r["problem"] is None]
-    extracted = ctx.lookup("ptc_extract", test=item["test"], ccd=item["ccd"]).to_pylist()
-    rows = []
-    for q in elvis.QUADRANTS:
-        points = [r for r in extracted if r["quadrant"] == q and r["skipped"] is None]
-        skipped = sorted({f"ObsIDs {r['obsid']}, {r['obsid_pair']}: {r['skipped']}" for r in extracted
-                          if r["quadrant"] == q and r["skipped"] is not None})
-        ron2 = [r["ron2_adu2"] for r in points if r["ron2_adu2"] is not None and np.isfinite(r["ron2_adu2"])]
-        constant = float(np.median(ron2)) if ron2 and p.constant == "prescan" else None
-        fit = fit_ptc([r["signal_adu"] for r in points], [r["variance_adu2"] for r in points], constant,
-                      tuple(p.fit_limits_adu), max_relative_error=p.max_relative_error)
-        fluences = [r for r in checked if r["quadrant"] == q]
-        levels = levels_of(fluences, points)
-        rows.append({"test": item["test"], "ccd": item["ccd"], "quadrant": q, "gain_e_per_adu": fit.gain,
-                     "gain_err": fit.gain_err, "fwc_adu": full_well(levels, fit),
-                     "n_pairs": len({(r["obsid"], r["obsid_pair"]) for r in points}), "n_levels": len(levels),
-                     "n_points": fit.n_points, "n_used": fit.n_used, "a0": fit.coeffs[0], "a1": fit.coeffs[1],
-                     "a2": fit.coeffs[2], "ron2_adu2": float(np.median(ron2)) if ron2 else None,
-                     "max_fluence_adu": max((r["fluence_adu"] for r in fluences), default=None),
-                     "badfit": fit.problems, "skipped": skipped})
-    write_part(ctx, "gain", item["test"], f"ccd{item['ccd']}", rows)
+def quadrant_gain(p, checked: list[dict], extracted: list[dict], q: str) -> dict:
+    """One quadrant's PTC fit and full well (``checked``, ``extracted``: one group's rows, e.g. one wavelength)."""
+    points = [r for r in extracted if r["quadrant"] == q and r["skipped"] is None]
+    skipped = sorted({f"ObsIDs {r['obsid']}, {r['obsid_pair']}: {r['skipped']}" for r in extracted
+                      if r["quadrant"] == q and r["skipped"] is not None})
+    ron2 = [r["ron2_adu2"] for r in points if r["ron2_adu2"] is not None and np.isfinite(r["ron2_adu2"])]
+    constant = float(np.median(ron2)) if ron2 and p.constant == "prescan" else None
+    fit = fit_ptc([r["signal_adu"] for r in points], [r["variance_adu2"] for r in points], constant,
+                  tuple(p.fit_limits_adu), max_relative_error=p.max_relative_error)
+    fluences = [r for r in checked if r["quadrant"] == q]
+    levels = levels_of(fluences, points)
+    return {"quadrant": q, "gain_e_per_adu": fit.gain, "gain_err": fit.gain_err, "fwc_adu": full_well(levels, fit),
+            "n_pairs": len({(r["obsid"], r["obsid_pair"]) for r in points}), "n_levels": len(levels),
+            "n_points": fit.n_points, "n_used": fit.n_used, "a0": fit.coeffs[0], "a1": fit.coeffs[1],
+            "a2": fit.coeffs[2], "ron2_adu2": float(np.median(ron2)) if ron2 else None,
+            "max_fluence_adu": max((r["fluence_adu"] for r in fluences), default=None),
+            "badfit": fit.problems, "skipped": skipped}
+
+
+def meta_item(ctx, item, task: tasks.Task, group: str | None = None, schema: pa.Schema | None = None) -> list[dict]:
+    """A PTC Task's meta on one (test, CCD) item: per ``group`` value (PTC0X: one group; PTC02WAVE:
+    per ``wave_nm``) and quadrant, :func:`quadrant_gain`; the rows written to the contract's ``gain``
+    (``schema``: its columns for the Task)."""
+    checked = grouped([r for r in ctx.lookup(task.step("check"), test=item["test"], ccd=item["ccd"]).to_pylist()
+                       if r["problem"] is None], group)
+    extracted = grouped(ctx.lookup(task.step("extract"), test=item["test"], ccd=item["ccd"]).to_pylist(), group)
+    rows = [{"test": item["test"], "ccd": item["ccd"], **({group: value} if group else {}),
+             **quadrant_gain(ctx.params, frames, extracted.get(value, []), q)}
+            for value, frames in checked.items() for q in elvis.QUADRANTS]
+    write_part(ctx, "gain", item["test"], f"ccd{item['ccd']}", rows, schema)
     return rows
+
+
+def meta_ccd(ctx, item) -> list[dict]:
+    return meta_item(ctx, item, tasks.PTC0X)
 
 
 ptc_meta = FanOut("ptc_meta", inputs=("ptc_check", "ptc_extract"), params=MetaParams, items=task_items(tasks.PTC0X),

@@ -63,6 +63,9 @@ class VisonSettings(Settings):
     tests: list[str] = Field(description="tests of the session, e.g. BIAS01,BIAS02 (specific names resolve by rule)",
                              min_length=1)
     session: str = Field("D00", pattern=r"^[A-Za-z0-9_-]+$", description="session name (results in RUN/<session>/)")
+    block: str = Field("BLOCK", pattern=r"^[A-Za-z0-9-]+$", description=(
+        "the detector block's name (vison's BLOCKID, e.g. NAB, BORN): in the cosmetics masks' file names "
+        "EUC_MASK_{block}_CCD{n}_SN_{serial}.fits and their calibration-library attributes"))
     obsid_limits: dict[str, tuple[int, int]] = Field(default_factory=dict, description=(
         "first and last ObsID per test (vison's OBSID_lims); a test not listed is found in the EXP_LOG by name"))
     serials: dict[str, str] = Field(default_factory=dict, description=(

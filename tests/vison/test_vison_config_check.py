@@ -35,3 +35,14 @@ def test_an_invalid_configuration_fails_before_the_data(tmp_path, sample, capsys
     path.write_text(f'[settings]\ndata_root = "{sample}"\ntests = ["FOO01"]\n')
     assert main(["vison", "config-check", str(path)]) == 2
     assert "names no vison Task" in capsys.readouterr().err
+
+
+def test_cosmetics_without_a_block_is_warned(tmp_path, sample, capsys):
+    path = tmp_path / "vison.toml"
+    path.write_text(f'[settings]\ndata_root = "{sample.parent}"\ntests = ["COSMETICS00"]\n')
+    assert main(["vison", "config-check", str(path), "--json"]) == 0
+    assert any(w.startswith("block not set") for w in json.loads(capsys.readouterr().out)["warnings"])
+    path.write_text(f'[settings]\ndata_root = "{sample.parent}"\ntests = ["COSMETICS00"]\nblock = "NAB"\n')
+    assert main(["vison", "config-check", str(path), "--json"]) == 0
+    assert not any(w.startswith("block") for w in json.loads(capsys.readouterr().out)["warnings"])
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import task_flags
 from pydantic import ValidationError
 
 from steps.vison import flags, tasks
@@ -17,8 +18,9 @@ def test_specific_names_resolve_to_generic_tasks():
     assert tasks.resolve("PTC01") is tasks.PTC0X and tasks.structure("PTC01").frames == 92
     assert [n for _, n in tasks.structure("PTC01").levels] == [10] * 8 + [4] * 3
     assert tasks.resolve("DARK01") is tasks.DARK01 and tasks.structure("DARK01").exptime == 565.0
+    assert tasks.resolve("PTC02_730") is tasks.PTC02WAVE
     with pytest.raises(tasks.UnknownTest, match="no Task implemented yet"):
-        tasks.resolve("PTC02_730")
+        tasks.resolve("CHINJ02_ig1")
     with pytest.raises(tasks.UnknownTest, match="names no vison Task"):
         tasks.resolve("FOO01")
 
@@ -51,3 +53,9 @@ def test_settings_refuse_unknown_tests_serials_and_offset_keys(sample):
     with pytest.raises(ValidationError, match="offset keys"):
         VisonSettings(**base, limits={"offsets_adu": {"CCD1_Z": 1.0}})
     assert VisonSettings(data_root=str(sample.parent), tests=["BIAS01"]).folders() == [sample]
+
+
+@pytest.mark.parametrize("task", ["CHINJ01", "TP01"])
+def test_flags_of_a_complete_injection_task(vison_injection_run, task):
+    task_flags(vison_injection_run[0], task, {"MISSDATA", "BADDATA", "WRONG_ROE_CONF", "SUBTASKCRASH", "BADFIT",
+                                              "POORQUALDATA", "SATURATION", "LOSTPIXELS"})

@@ -6,7 +6,9 @@ day); when tonight's set was too small, the nearest earlier night's good master 
 the choice is recorded as a fallback.  The geometry products (``{date}_TraceMatch.json``,
 ``{date}_HexaGrid.json``, ``{date}_WaveSolution.fits``, ``{date}_Flat.fits``) go with the frame
 size, looked up the same way; a fluxcal (``fluxcal_*.fits``) only from before the observation,
-the nearest.
+the nearest (``fluxcal_link``), or, for a science frame (``calibrate``, ``FLUXCAL_NEAREST``: the
+same products under a second declared policy), the one nearest in time within a day, before or
+after, else the latest earlier one as a recorded fallback.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ WAVESOLUTION = "WAVESOLUTION"
 FLAT = "FLAT"
 HEXAGRID = "HEXAGRID"
 FLUXCAL = "FLUXCAL"
+FLUXCAL_NEAREST = "FLUXCAL_NEAREST"  # the FLUXCAL products, looked up nearest in time (calibrate)
 CALIBRATIONS = {
     BIAS: CalibType(BIAS, match=("adcspeed", "nx", "ny"), select="nearest", lookback_days=1.0, fallback=True),
     TRACEMATCH: CalibType(TRACEMATCH, match=("nx", "ny"), select="nearest", lookback_days=1.0, fallback=True),
@@ -29,6 +32,7 @@ CALIBRATIONS = {
     HEXAGRID: CalibType(HEXAGRID, match=("nx", "ny"), select="nearest", lookback_days=1.0, fallback=True),
     FLAT: CalibType(FLAT, match=("nx", "ny"), select="nearest", lookback_days=1.0, fallback=True),
     FLUXCAL: CalibType(FLUXCAL, match=(), select="before", lookback_days=1.0, fallback=True),
+    FLUXCAL_NEAREST: CalibType(FLUXCAL, match=(), select="nearest", lookback_days=1.0, fallback=True),
 }
 """The night's products and the type each is registered as; a fallback older than the
 ``fallback_nights`` setting is refused (the library's fallback takes the nearest earlier one

@@ -36,7 +36,7 @@ from steps.sedm.plots import trace_map
 from steps.sedm.science import flat as flat_kernels
 from steps.sedm.science import spectra
 from steps.sedm.wavesolution import read_wavesolution, stacked, wavelengths
-from steps.sedm.writer import guard, image_hdu, night_dir, write_fits
+from steps.sedm.writer import guard, header_wavelengths, image_hdu, night_dir, write_fits
 
 SCHEMA = pa.schema([
     ("product", pa.string()), ("status", pa.string()), ("message", pa.string()), ("n_traces", pa.int32()),
@@ -114,7 +114,7 @@ def read_flat(path) -> dict:
     with fits.open(path) as h:
         head = h[0].header
         cube = np.array(h[0].data, dtype=float)
-        lam = head["CRVAL1"] + head["CDELT1"] * (np.arange(cube.shape[1]) + 1 - head["CRPIX1"])
+        lam = header_wavelengths(head, cube.shape[1])
         t = h["THROUGHPUT"].data
         return {"flat": cube, "wavelength": lam, "throughput": np.array(t["throughput"]),
                 "good": np.array(t["good"], bool), "header": head.copy()}

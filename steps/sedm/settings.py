@@ -14,11 +14,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from astroflow.pipeline import DataRoot, Settings
+from astroflow.sinks import Sink
 
 ARC_LINES = Path(__file__).resolve().parent / "data" / "sedm_arclines.csv"  # the default arc line list
+
+
+class SedmSinks(BaseModel):
+    """Where the night's results go (runbook: "the spectrum is uploaded to the growth marshal", "push
+    this plot to the SEDM-P60 slack channel", the pharos database, "sends out a summary e-mail"):
+    each off by default; ``url: outbox`` is the local stand-in (``RUN/outbox/{sink}/``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    marshal: Sink = Field(default_factory=Sink, description="spectra of objects matching upload_pattern")
+    slack: Sink = Field(default_factory=Sink, description="each spectrum's verification plot")
+    pharos: Sink = Field(default_factory=Sink, description="the SEDM database: one row per spectrum")
+    email: Sink = Field(default_factory=Sink, description="the end-of-night summary (sedm report --final)")
 
 
 class SedmSettings(Settings):
@@ -53,6 +67,17 @@ class SedmSettings(Settings):
                                            "median spaxel is a spaxel's throughput")
     fallback_nights: int = Field(7, ge=1, description="a failed geometry, wavelength solution or flat takes "
                                  "the latest good night's within this many nights")
+
+    upload_pattern: str = Field("ZTF*", description="objects whose spectra go to the marshal (shell pattern)")
+    email_to: str = Field("", description="who gets the end-of-night e-mail")
+    sinks: SedmSinks = Field(default_factory=SedmSinks, description="marshal, slack, pharos, email; all off "
+                             "by default")
+
+    templates: Path | None = Field(None, description="the built-in classifier's template bank: a folder with "
+                                   "bank.csv and one CSV per template (default: steps/sedm/data/templates)")
+    snid: Path | None = Field(None, description="a real SNID executable; with snid_templates, classify runs it "
+                              "instead of the built-in astroflow-xcor")
+    snid_templates: Path | None = Field(None, description="SNID's template folder (its tempdir), for snid")
 
     @model_validator(mode="after")
     def _counts_and_roots(self):

@@ -64,6 +64,11 @@ def write_fits(path: Path, raw_roots, hdus: list) -> Path:
     return path
 
 
+def header_wavelengths(head, n: int) -> np.ndarray:
+    """The linear vacuum wavelength grid (A) that a product's CRVAL1, CDELT1 and CRPIX1 (default 1) name."""
+    return head["CRVAL1"] + head["CDELT1"] * (np.arange(n) + 1 - head.get("CRPIX1", 1.0))
+
+
 def image_hdu(data: np.ndarray, header: fits.Header | None = None, primary: bool = True, name: str | None = None):
     cls = fits.PrimaryHDU if primary else fits.ImageHDU
     hdu = cls(np.ascontiguousarray(data), header=header)

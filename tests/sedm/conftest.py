@@ -69,7 +69,8 @@ def sedm_settings(settings: dict) -> dict:
 
 @pytest.fixture(scope="session")
 def sedm_run(sedm_sim, tmp_path_factory) -> SedmRun:
-    """The afternoon calibrations run once on the simulated night (2 workers)."""
+    """The afternoon calibrations run once on the simulated night (2 workers), and the science steps
+    declared after them (``flexure``, ``cube``: ``rows("cube")`` gives each frame's ``cube_path``)."""
     from astroflow import config, runner
     from steps.sedm.pipeline import SEDM
 

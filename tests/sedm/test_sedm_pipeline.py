@@ -61,7 +61,7 @@ def test_masters_are_in_the_calibration_library_and_the_table(sedm_run):
     assert {r["product"]: r["status"] for r in table} == {"bias2.0.fits": "complete", "bias0.1.fits": "complete",
                                                           **made, "fluxcal": "missing"}
     assert all(r["night"] == sedm_run.sim.settings["date"] and r["fallback_from"] == "" for r in table)
-    assert {c.type for c in lib.list()} == {"BIAS", "TRACEMATCH", "HEXAGRID", "WAVESOLUTION", "FLAT"}
+    assert {c.type for c in lib.list()} == {"BIAS", "TRACEMATCH", "HEXAGRID", "WAVESOLUTION", "FLAT", "FLUXCAL"}
 
 
 def test_raw_data_unchanged_and_a_rerun_recomputes_nothing(sedm_run):

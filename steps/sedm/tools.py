@@ -1,0 +1,8 @@
+"""The SEDM runbook's commands (``astroflow sedm TOOL``), kept light so that they start fast.
+
+``redex`` re-extracts one object by hand (:mod:`steps.sedm.redex`); ``report`` writes the night's
+report and, with ``--final``, sends the end-of-night e-mail (:mod:`steps.sedm.final_report`).
+"""
+
+TOOLS = {"redex": "steps.sedm.redex:main",
+         "report": "steps.sedm.final_report:main"}

@@ -14,17 +14,16 @@ scatter) and per frame.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from astroflow import config, rundir, runner
 from steps.nres import scoring
 from steps.nres.pipeline import NRES
+
+from common import simulated, timed_run
 
 CALIBRATION = ("index", "reduce_bias", "stack_bias", "reduce_dark", "stack_dark", "reduce_flat", "stack_flat",
                "trace", "profile", "reduce_arc", "stack_arc", "wavelength")
@@ -32,41 +31,10 @@ SCIENCE = ("reduce_target", "extract", "template", "classify", "rv", "summary")
 PER_FRAME = ("reduce_target", "extract", "classify", "rv")
 
 
-def simulate(root: Path, reuse: bool) -> dict:
-    marker = root / "settings.json"
-    if reuse and marker.exists():
-        import json
-
-        return json.loads(marker.read_text())
+def simulate(root: Path) -> dict:
     from steps.nres.simulate import simulate_nights
 
-    shutil.rmtree(root, ignore_errors=True)
-    t0 = time.perf_counter()
-    settings = simulate_nights(root, sites=("cpt",), nights=1, full=True)
-    print(f"simulation: {time.perf_counter() - t0:.0f} s", flush=True)
-    import json
-
-    marker.write_text(json.dumps(settings, default=str))
-    return settings
-
-
-def run(settings: dict, out: Path, workers: int) -> dict[str, dict]:
-    shutil.rmtree(out, ignore_errors=True)
-    cfg = config.resolve(NRES, settings=settings, runner={"workers": workers})
-    t0 = time.perf_counter()
-    res = runner.run(NRES, cfg, out, progress=False)
-    total = time.perf_counter() - t0
-    if not res.ok:
-        sys.exit(f"run failed: {[(n, s.message) for n, s in res.steps.items() if s.state != 'done']}")
-    steps = {}
-    for s in NRES.steps:
-        ms = rundir.manifests(out / s.name)
-        items = sum(len(m["items"]) for m in ms)
-        steps[s.name] = {"wall_s": sum(m["wall_s"] for m in ms), "items": items,
-                         "span_s": (max(m["started"] + m["wall_s"] for m in ms) - min(m["started"] for m in ms))
-                         if ms else 0.0}
-    steps["_total"] = {"wall_s": total}
-    return steps
+    return simulate_nights(root, sites=("cpt",), nights=1, full=True)
 
 
 def main() -> int:
@@ -76,8 +44,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     a = ap.parse_args()
     work = a.dir or Path(tempfile.mkdtemp(prefix="bench-nres-"))
-    settings = simulate(work / "input", a.reuse_input)
-    results = {w: run(settings, work / f"run-{w}", w) for w in a.workers}
+    settings = simulated(work / "input", a.reuse_input, simulate)
+    results = {w: timed_run(NRES, settings, work / f"run-{w}", w) for w in a.workers}
     print(f"\n{'step':<16}" + "".join(f"{f'{w} worker(s) s':>16}{'s/item':>9}" for w in a.workers))
     for name in (*CALIBRATION, *SCIENCE):
         line = f"{name:<16}"

@@ -76,7 +76,7 @@ def test_sensors_start_the_pipeline_in_the_run_of_the_partition(site):
         assert wf["spec"]["workflowTemplateRef"] == {"name": argo.template_name(entry["pipeline"])}
         params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
         dests = trigger_parameters(s)
-        literal = entry["kind"] == "calendar" and entry["partition"] != arrivals.LAST_NIGHT
+        literal = entry["kind"] == "calendar" and entry["partition"] not in (arrivals.LAST_NIGHT, arrivals.TONIGHT)
         if literal:
             assert params["partition"] == entry["partition"] and params["run-name"] == f"{entry['pipeline']}-{entry['partition']}"
         else:  # the Sensor appends the partition it reads from the event
@@ -171,19 +171,21 @@ NIGHTS = [  # (instant, time zone, restart hour)
 ]
 
 
-def test_the_sensors_last_night_is_astroflows(tmp_path):
-    """One definition of last-night: the Sensor's go template agrees with arrivals.last_night."""
+@pytest.mark.parametrize("partition", [arrivals.LAST_NIGHT, arrivals.TONIGHT])
+def test_the_sensors_night_is_astroflows(tmp_path, partition):
+    """One definition of last-night and of tonight: the Sensor's go template agrees with
+    arrivals.resolve_partition at the same instant."""
     values = site_values(CHART / "sites" / "palomar-sedm.yaml")
     templates = {}
     for k, (_, zone, hour) in enumerate(NIGHTS):
-        values["events"] = [{"name": "sweep", "pipeline": "sedm", "kind": "calendar", "partition": "last-night",
+        values["events"] = [{"name": "sweep", "pipeline": "sedm", "kind": "calendar", "partition": partition,
                              "calendar": {"schedule": "15 7 * * *", "timezone": zone}, "restartHour": hour}]
         s = sensor(render(chart_for(values, tmp_path / str(k)), values), "sweep")
         templates[str(k)] = trigger_parameters(s)["spec.arguments.parameters.1.value"]["src"]["dataTemplate"]
     for k, (instant, zone, hour) in enumerate(NIGHTS):
         now = dt.datetime.fromisoformat(instant)
         out = evaluate(tmp_path / f"e{k}", {"n": templates[str(k)]}, now=instant)
-        assert out["n"] == arrivals.last_night(now, zone, hour), (instant, zone, hour)
+        assert out["n"] == arrivals.resolve_partition(partition, zone, hour, now), (instant, zone, hour)
 
 
 # --- events are rendered for installed pipelines only -------------------------------------------------
@@ -193,7 +195,8 @@ def test_events_of_pipelines_not_installed_are_not_rendered(tmp_path):
                              "calendar": {"schedule": "0 14 * * *"}})
     chart = chart_for(values, tmp_path)
     docs = render(chart, values)
-    assert {d["metadata"]["name"] for d in by_kind(docs, "Sensor")} == {"astroflow-sedm-incoming", "astroflow-sedm-morning-sweep"}
+    assert {d["metadata"]["name"] for d in by_kind(docs, "Sensor")} == {"astroflow-sedm-open-night", "astroflow-sedm-calibration-deadline",
+                                                                 "astroflow-sedm-incoming", "astroflow-sedm-morning-sweep"}
     with helm.Chart.load(str(chart)) as c:
         notes = c.render(values, name="astroflow", namespace="sedm")["astroflow/templates/NOTES.txt"]
     assert "Not installed: event nres-archive (pipeline nres is not in pipelines)" in notes

@@ -106,8 +106,8 @@ PARAMETERS = {
     "tag": (__version__, "image tag of the step images"),
     "db-secret": ("astroflow-db", "Secret holding the calibration database URL (optional: none means SQLite)"),
     "db-secret-key": ("url", "key of the database URL in db-secret"),
-    "partition": ("", "the run's partition (a night YYYYMMDD, a session...) or last-night; empty: unpartitioned"),
-    "timezone": ("UTC", "the site's time zone (IANA name), for partition last-night"),
+    "partition": ("", "the run's partition (a night YYYYMMDD, a session...), last-night or tonight; empty: unpartitioned"),
+    "timezone": ("UTC", "the site's time zone (IANA name), for partition last-night and tonight"),
     "restart-hour": ("12", "the site's local hour at which one observing day ends, for partition last-night"),
     "arrival": ("", "a file (or a folder to sweep) under /data that arrived: admitted once complete"),
 }
@@ -754,7 +754,7 @@ def parameter_value_problems(name: str, value: str) -> list[str]:
         except (ZoneInfoNotFoundError, ValueError):
             return [f"{value!r} is not an IANA time zone (such as America/Santiago)"]
     if name == "partition" and value and not PARTITION_VALUE.match(value):
-        return [f"{value!r} is not a partition value (last-night, or letters, digits, '.', '_', '-')"]
+        return [f"{value!r} is not a partition value (last-night, tonight, or letters, digits, '.', '_', '-')"]
     return []
 
 

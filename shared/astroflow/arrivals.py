@@ -35,6 +35,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,7 +46,8 @@ from astroflow.errors import AstroflowError
 ARRIVALS_DIR = "_arrivals"
 BLOCK = 2880  # FITS logical record
 CARD = 80
-LAST_NIGHT = "last-night"  # the partition value resolved by :func:`resolve_partition`
+LAST_NIGHT = "last-night"  # the partition values resolved by :func:`resolve_partition`
+TONIGHT = "tonight"
 
 
 # --- the completeness check -----------------------------------------------------------------------
@@ -136,12 +138,20 @@ class Arrivals:
     (``"{night}/raw/*.fits"``), so that a partitioned run watches only its own night; ``check(path)``
     returns None when a file is complete and readable, or the reason it is not (default:
     :func:`fits_complete`).  Hidden files and folders (a leading dot: the temporary names of
-    rsync and of atomic writers) never match.
+    rsync and of atomic writers) never match.  ``deadlines(settings)``, when given, returns the
+    times (timezone-aware) at which the watcher runs the pipeline again even if nothing arrived,
+    and before which it does not stop when idle: a step that waits for frames until a deadline
+    (``ctx.past``) then goes on with what it has.  ``partition`` is the partition a watcher
+    takes when none is given (``tonight``: SEDM's UT date) and ``idle_stop_s`` how long it waits
+    for a new file before the night is over, unless the command line says otherwise.
     """
 
     root_setting: str
     patterns: tuple[str, ...]
     check: Callable[[Path], str | None] = fits_complete
+    deadlines: Callable[[Any], Iterable[dt.datetime]] | None = None
+    partition: str | None = None
+    idle_stop_s: float | None = None
 
     def __post_init__(self):
         if isinstance(self.patterns, str):
@@ -417,8 +427,28 @@ def last_night(now_utc: dt.datetime, timezone: str, restart_hour: int) -> str:
     return (local.date() - dt.timedelta(days=days_back)).strftime("%Y%m%d")
 
 
+def tonight(now_utc: dt.datetime, timezone: str) -> str:
+    """The calendar date (``YYYYMMDD``) at ``now_utc`` in ``timezone``: the night being taken
+    where a night is named after the date on which it is observed (SEDM's UT date, with
+    ``timezone`` UTC: "In the afternoon when the UT date changes").
+
+    >>> tonight(dt.datetime(2025, 6, 12, 0, 5, tzinfo=dt.timezone.utc), "UTC")
+    '20250612'
+    """
+    if now_utc.tzinfo is None or now_utc.utcoffset() is None:
+        raise ValueError(f"tonight: now_utc must carry a time zone, got the naive {now_utc.isoformat()}")
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"tonight: unknown time zone {timezone!r} (an IANA name such as America/Santiago)") from None
+    return now_utc.astimezone(zone).strftime("%Y%m%d")
+
+
 def resolve_partition(value: str, timezone: str = "UTC", restart_hour: int = 12, now_utc: dt.datetime | None = None) -> str:
-    """A partition value as given (``--partition``): ``last-night`` becomes :func:`last_night`."""
+    """A partition value as given (``--partition``): ``last-night`` becomes :func:`last_night`,
+    ``tonight`` :func:`tonight`."""
     if value == LAST_NIGHT:
         return last_night(now_utc or dt.datetime.now(dt.UTC), timezone, restart_hour)
+    if value == TONIGHT:
+        return tonight(now_utc or dt.datetime.now(dt.UTC), timezone)
     return value

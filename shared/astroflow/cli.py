@@ -529,8 +529,8 @@ def _pipeline_command(command: str, name: str, rest: list[str]) -> int:
         parser.add_argument("--until", metavar="STEP")
         parser.add_argument("--no-progress", action="store_true")
     if command == "init":
-        parser.add_argument("--partition", help="the run's partition value (a night...), or last-night")
-        parser.add_argument("--timezone", help="the site's time zone, for --partition last-night")
+        parser.add_argument("--partition", help="the run's partition value (a night...), last-night or tonight")
+        parser.add_argument("--timezone", help="the site's time zone, for --partition last-night and tonight")
         parser.add_argument("--restart-hour", type=int, help="the site's restart hour (local), for last-night")
         parser.add_argument("--arrival", default="", help="a file that arrived (or a folder to sweep): admit it "
                             "into the run once complete; empty: none")

@@ -14,6 +14,8 @@ manifest (for the unit, and per item)::
                 content is unchanged stays fresh)
     listings    folders listed (``ctx.glob``) -> the names found
     calibrations  calibrations chosen (``ctx.calibration``) -> their id, and the library revision
+    deadlines   times asked about (``ctx.past``) -> whether they had passed, so a result that
+                waited for a deadline is recomputed once it passes
 
 :func:`stale` checks a record against the present and returns the first reason it no longer
 holds ("settings.sector changed (33 -> 34)", "input ses_mes changed"), or None.  Rubin's
@@ -23,6 +25,7 @@ what the difference reaches, and ``status`` names the reason.
 
 from __future__ import annotations
 
+import datetime as dt
 import glob as globlib
 import inspect
 import os
@@ -35,6 +38,7 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from astroflow import rundir
+from astroflow.errors import AstroflowError
 
 
 # --- recording ------------------------------------------------------------------------------------
@@ -48,6 +52,7 @@ class Recorder:
     listings: dict[str, str] = field(default_factory=dict)
     trees: dict[str, str] = field(default_factory=dict)
     calibrations: list[dict] = field(default_factory=list)
+    deadlines: dict[str, bool] = field(default_factory=dict)  # ISO UTC time -> passed when read
 
     def read_whole(self, dataset: str, state: str) -> None:
         self.datasets[dataset] = state
@@ -71,6 +76,11 @@ class Recorder:
     def tree(self, root: str, admitted: set[str] | None) -> None:
         self.trees[root] = tree_digest(root, admitted)
 
+    def deadline(self, when: dt.datetime) -> bool:
+        passed = now_utc() >= when
+        self.deadlines[when.isoformat()] = passed
+        return passed
+
     def as_dict(self) -> dict:
         out: dict[str, Any] = {}
         if self.datasets:
@@ -87,7 +97,27 @@ class Recorder:
             out["trees"] = dict(self.trees)
         if self.calibrations:
             out["calibrations"] = list(self.calibrations)
+        if self.deadlines:
+            out["deadlines"] = dict(self.deadlines)
         return out
+
+
+CLOCK_ENV = "ASTROFLOW_CLOCK"
+
+
+def now_utc() -> dt.datetime:
+    """The clock the deadlines are compared with (UTC): the wall clock, or the time that
+    ``ASTROFLOW_CLOCK`` gives (ISO 8601 with its zone), to replay a night as it was at that time."""
+    fixed = os.environ.get(CLOCK_ENV)
+    if not fixed:
+        return dt.datetime.now(dt.timezone.utc)
+    try:
+        when = dt.datetime.fromisoformat(fixed)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise AstroflowError(f"{CLOCK_ENV}={fixed!r} is not an ISO 8601 time with its zone (2024-06-12T03:00:00+00:00)")
+    return when.astimezone(dt.timezone.utc)
 
 
 def _merge(conditions: list[dict]) -> list[dict]:
@@ -283,6 +313,9 @@ def stale(rec: dict, state: State, *, params: str | None = None) -> str | None:
             continue
         if state.where_units(name, entry["conditions"]) != entry["units"]:
             return f"input {name} changed ({_describe(entry['conditions'])})"
+    for when, passed in (rec.get("deadlines") or {}).items():
+        if not passed and now_utc() >= dt.datetime.fromisoformat(when):
+            return f"deadline {when} passed"
     if rec.get("calibrations") and state.calibrations is not None:
         reason = state.calibrations(rec)
         if reason:

@@ -331,6 +331,13 @@ class Context:
         self._deps.tree(str(root), self.admitted)
         return root
 
+    def past(self, when: datetime) -> bool:
+        """Whether the time ``when`` (timezone-aware) has passed; recorded, so a result made
+        before it (a calibration set still waiting for frames) is recomputed once it passes."""
+        if when.tzinfo is None:
+            raise AstroflowError(f"step {self.step}: a deadline needs a time zone: {when.isoformat()}")
+        return self._deps.deadline(when)
+
     def glob(self, root: str | Path, pattern: str) -> list[Path]:
         """Files under ``root`` matching ``pattern`` (``**`` recursive), sorted; the listing is
         recorded, so a file that arrives later makes the item list stale.  In a watched run only

@@ -12,8 +12,10 @@ It polls rather than using inotify: raw data arrive on network filesystems (NFS,
 where another host's writes raise no local inotify event.  It holds the run directory's lock for
 as long as it runs (a second watcher or runner is refused, naming this one), prints one status
 line per cycle to stderr, never prompts, and stops once nothing has changed for ``idle_stop_s``
-(never while a file is still waiting), with a final line and the exit code: 0 when no item
-failed, 1 otherwise.  Killed (``kill -9`` included) and restarted with the same command, it
+(never while a file is still waiting or one of the pipeline's deadlines is ahead), with a final
+line and the exit code: 0 when no item failed, 1 otherwise.  When one of the deadlines the
+pipeline declares (``Arrivals.deadlines``: the SEDM calibrations' twilight) passes, the pipeline
+runs again although nothing arrived, so the steps that waited for it go on with what they have.  Killed (``kill -9`` included) and restarted with the same command, it
 processes nothing twice: admitted files are on disk, committed units are in the ledger.
 
     python -m astroflow.watch PIPELINE --config FILE --out RUN [--poll 2 --settle 5 --idle-stop 600]
@@ -32,7 +34,7 @@ from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from astroflow import arrivals
+from astroflow import arrivals, deps
 from astroflow.errors import AstroflowError, ConfigError, RunLocked
 from astroflow.lock import run_lock
 
@@ -79,6 +81,7 @@ def watch(
     settings = cfg.typed_settings(pipeline)
     root = decl.root(settings)
     settling = arrivals.Settling(decl.check, opts.settle_s, opts.max_wait_s)
+    deadlines = sorted(decl.deadlines(settings)) if decl.deadlines else []
     totals = Totals()
 
     def status(seen: int, known: int, new: int, obs: arrivals.Observation, ran: int) -> str:
@@ -91,6 +94,9 @@ def watch(
         elif obs.waiting:
             path, why = next(iter(obs.waiting.items()))
             line += f"; waiting for {_rel(path, root)}: {why}"
+        ahead = [d for d in deadlines if d > deps.now_utc()]
+        if ahead:
+            line += f"; next deadline {ahead[0].astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
         return line
 
     def run_pipeline() -> int:
@@ -107,6 +113,7 @@ def watch(
         arrivals.mark_watched(run_dir)
         pending_run = bool(arrivals.admitted(run_dir))  # a restart: bring earlier admissions up to date
         last_change = time.monotonic()
+        last_run_at = deps.now_utc()
         try:
             while True:
                 totals.cycles += 1
@@ -116,13 +123,19 @@ def watch(
                 obs = settling.observe({p: s for p, s in listing.items() if p not in known}, now)
                 new = arrivals.admit(run_dir, obs.ready, obs.incomplete)
                 totals.admitted += len(new)
-                ran = run_pipeline() if new or pending_run else 0
+                wall = deps.now_utc()
+                due = any(last_run_at < d <= wall for d in deadlines)
+                ran = 0
+                if new or pending_run or due:
+                    ran = run_pipeline()
+                    last_run_at = wall
                 pending_run = False
-                if obs.changed or new:
+                if obs.changed or new or due:
                     last_change = time.monotonic()
                 print(status(len(listing), len(known) + len(new), len(new), obs, ran), file=out, flush=True)
                 idle = time.monotonic() - last_change
-                if opts.idle_stop_s is not None and not obs.waiting and idle >= opts.idle_stop_s:
+                ahead = any(d > deps.now_utc() for d in deadlines)
+                if opts.idle_stop_s is not None and not obs.waiting and not ahead and idle >= opts.idle_stop_s:
                     print(_final(pipeline.name, f"nothing changed for {idle:.1f} s", totals), file=out, flush=True)
                     return 1 if totals.failed_items or totals.bad_steps else 0
                 time.sleep(opts.poll_s)
@@ -164,8 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", type=Path, help="run configuration file (TOML or YAML); default: the run's run.json")
     ap.add_argument("--out", "--run-dir", dest="out", type=Path, required=True, help="run directory")
     ap.add_argument("--workers", type=int, help="parallel processes (default: the core count)")
-    ap.add_argument("--partition", help="the run's partition value (a night...), or last-night")
-    ap.add_argument("--timezone", default="UTC", help="the site's time zone, for --partition last-night")
+    ap.add_argument("--partition", help="the run's partition value (a night...), last-night or tonight "
+                    "(default: the pipeline's, such as tonight for SEDM)")
+    ap.add_argument("--timezone", default="UTC", help="the site's time zone, for --partition last-night and tonight")
     ap.add_argument("--restart-hour", type=int, default=12, help="the site's local restart hour, for last-night")
     fields = WatchOptions.model_fields
     ap.add_argument("--poll", type=float, default=fields["poll_s"].default, help=fields["poll_s"].description)
@@ -173,8 +187,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-wait", type=float, default=fields["max_wait_s"].default,
                     help=fields["max_wait_s"].description)
     stop = ap.add_mutually_exclusive_group()
-    stop.add_argument("--idle-stop", type=float, default=fields["idle_stop_s"].default,
-                      help="stop after this many seconds without any change (default: %(default)s)")
+    stop.add_argument("--idle-stop", type=float, help="stop after this many seconds without any change "
+                      f"(default: the pipeline's, else {fields['idle_stop_s'].default})")
     stop.add_argument("--forever", action="store_true", help="never stop when idle (a service)")
     return ap
 
@@ -186,9 +200,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        opts = WatchOptions(poll_s=args.poll, settle_s=args.settle, max_wait_s=args.max_wait,
-                            idle_stop_s=None if args.forever else args.idle_stop)
         pipeline = get_pipeline(args.pipeline)
+        decl = pipeline.arrivals
+        idle = args.idle_stop if args.idle_stop is not None else (
+            decl.idle_stop_s if decl and decl.idle_stop_s else WatchOptions.model_fields["idle_stop_s"].default)
+        opts = WatchOptions(poll_s=args.poll, settle_s=args.settle, max_wait_s=args.max_wait,
+                            idle_stop_s=None if args.forever else idle)
         if args.config:
             file_data = run_config.read_config_file(args.config)
         elif (args.out / run_config.RUN_FILE).exists():
@@ -196,10 +213,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise ConfigError(f"{args.out} is not a run yet: give its configuration with --config FILE")
         settings = {}
-        if args.partition:
+        partition = args.partition
+        if not partition and decl and decl.partition and pipeline.partition not in (file_data.get("settings") or {}):
+            partition = decl.partition  # the pipeline's default, unless the configuration names the partition
+        if partition:
             if pipeline.partition is None:
                 raise ConfigError(f"pipeline {pipeline.name} is not partitioned (it declares no partition setting)")
-            settings[pipeline.partition] = arrivals.resolve_partition(args.partition, args.timezone, args.restart_hour)
+            settings[pipeline.partition] = arrivals.resolve_partition(partition, args.timezone, args.restart_hour)
         runner_opts = {"workers": args.workers} if args.workers else {}
         cfg = run_config.resolve(pipeline, file_data, settings=settings, runner=runner_opts)
         signal.signal(signal.SIGTERM, _interrupt)

@@ -4,7 +4,8 @@ acquired ...": the night's afternoon sets against what was announced and what is
 One item per set the night should have (a bias set at each ADC speed the IFU frames were read
 at, the dome flats, the Hg, Cd and Xe arcs), from the frames ``night`` classified: how many are
 present, how many ``Calib: KIND n of N`` announced, the configured ideal and minimum, and its
-state (complete; partial: fewer than announced, the present ones used; too few).  A set below
+state (complete; waiting: incomplete before the night's deadline; partial: fewer than
+announced after it, the present ones used; too few).  A set below
 its minimum fails here with the named error :class:`~steps.sedm.sets.TooFewFrames`, which
 ``astroflow status`` shows, while the rest of the night goes on: the step is a leaf, so no step
 waits on it (the master bias skips such a set, and its frames take an earlier night's master).
@@ -32,7 +33,7 @@ def night_sets(ctx) -> list[dict]:
 
 def check_set(ctx, item: dict) -> dict:
     rows = ctx.rows("night", columns=COLUMNS, where={"filename": item["frames"]}) if item["frames"] else []
-    st = sets.state(item["set"], rows, ctx.settings)
+    st = sets.night_state(ctx, item["set"], rows)
     if st.status == "too_few":
         raise sets.TooFewFrames(f"{st.message()}: the set is not used tonight")
     return {"set": st.set, "present": st.present, "announced": st.announced, "target": st.target,

@@ -5,7 +5,8 @@ One row per product of the night (the master bias of each ADC speed, the trace m
 hexagonal grid, the wavelength solution, the 3D flat, the fluxcal linked in): the night, the
 product's file name, its status (``complete``/``partial``: made tonight from a complete or
 partial set; ``fallback``: tonight's set was too small or its solution failed, and an earlier
-night's product is used, looked up as :mod:`steps.sedm.fallback` does; ``missing``: neither;
+night's product is used, looked up as :mod:`steps.sedm.fallback` does; ``waiting``: tonight's set
+still waits for frames before the night's deadline; ``missing``: none of these;
 the fluxcal: ``linked`` or ``missing``), ``fallback_from`` (the night of the product used
 instead), ``wave_rms`` (the median per-spaxel rms of the wavelength solution used, A), the
 number of frames of a master bias, the file and why it is not tonight's.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from astroflow.calib import NoCalibration
+from astroflow.errors import Skip
 from astroflow.step import Step
 from steps.sedm import sets
 from steps.sedm.calibrations import BIAS, bias_attributes, bias_name, observed
@@ -43,10 +45,10 @@ def products(ctx) -> list[dict]:
             out.append({"night": date, "product": product, "status": m["status"], "fallback_from": "",
                         "wave_rms": float("nan"), "n_frames": m["n_frames"], "path": m["path"], "message": ""})
             continue
-        st = sets.state(name, frames, ctx.settings)
+        st = sets.night_state(ctx, name, frames)
         ifu = [r for r in rows if r["camera"] == "IFU" and abs(r["adcspeed"] - speed) < 1e-6]
-        status, origin, path = "missing", "", ""
-        if ifu:
+        status, origin, path = "waiting" if st.status == "waiting" else "missing", "", ""
+        if ifu and st.status != "waiting":
             first = min(ifu, key=lambda r: r["mjd_obs"])
             try:
                 chosen = ctx.calibration(BIAS, observed(first), **bias_attributes(first))
@@ -60,10 +62,10 @@ def products(ctx) -> list[dict]:
     for product in PRODUCTS:
         try:
             r = resolve(ctx, product)
-        except GeometrySolutionFailed as exc:
+        except (GeometrySolutionFailed, Skip) as exc:
             _, step, name, suffix = PRODUCTS[product]
-            r = {"product": f"{name(date)}{suffix}", "status": "missing", "fallback_from": "",
-                 "wave_rms": float("nan"), "path": "", "message": str(exc)}
+            r = {"product": f"{name(date)}{suffix}", "status": "waiting" if isinstance(exc, Skip) else "missing",
+                 "fallback_from": "", "wave_rms": float("nan"), "path": "", "message": str(exc)}
         out.append({"night": date, "product": r["product"], "status": r["status"], "fallback_from": r["fallback_from"],
                     "wave_rms": r["wave_rms"], "n_frames": 0, "path": r["path"], "message": r["message"]})
     for r in ctx.rows("fluxcal_link"):

@@ -9,7 +9,8 @@ spaxels; or no trace match from too few dome flats), the calibration library's l
 night (the product's type, the frame size; the policy's fallback: the nearest earlier good one)
 gives the latest good night's file, which is linked into the night directory under its own name
 (``20240610_WaveSolution.fits`` in ``redux/20240611/``) when it is at most ``fallback_nights``
-old; the row records where it came from.  The steps that use the product look it up the same
+old; the row records where it came from.  While tonight's sets still wait for frames (before the
+night's calibration deadline) nothing falls back: the item is skipped with the reason.  The steps that use the product look it up the same
 way, so they take the same file.  With no earlier night within reach the item fails with
 ``GeometrySolutionFailed`` (shown by ``astroflow status``); the step is a leaf, so the night goes
 on.
@@ -23,7 +24,9 @@ import pyarrow as pa
 from astropy.io import fits
 
 from astroflow.calib import NoCalibration
+from astroflow.errors import Skip
 from astroflow.step import FanOut
+from steps.sedm import sets
 from steps.sedm import flat as flat_step
 from steps.sedm import geometry as geometry_step
 from steps.sedm import hexagrid as grid_step
@@ -38,6 +41,8 @@ SCHEMA = pa.schema([
     ("wave_rms", pa.float64()), ("path", pa.string()), ("message", pa.string()),
 ])
 # product -> (calibration type, the step that makes it tonight, its product name, suffix)
+# product -> the afternoon sets it is made from (it waits while they do)
+NEEDS = {"TraceMatch": ("dome",), "HexaGrid": ("dome",), "WaveSolution": sets.LAMP_SETS, "Flat": sets.LAMP_SETS}
 PRODUCTS = {
     "TraceMatch": (TRACEMATCH, "geometry", geometry_step.product_name, ".json"),
     "HexaGrid": (HEXAGRID, "hexagrid", grid_step.product_name, ".json"),
@@ -65,10 +70,14 @@ def tonight(ctx, product: str) -> dict:
 
 def resolve(ctx, product: str) -> dict:
     """Tonight's ``product``, else the latest good night's within ``fallback_nights``: the
-    calibrations-table row (without its night); raises :class:`GeometrySolutionFailed`."""
+    calibrations-table row (without its night); raises :class:`GeometrySolutionFailed`, or
+    ``Skip`` while tonight's sets still wait for frames (no fallback before the deadline)."""
     ctype, _, name, suffix = PRODUCTS[product]
     made = tonight(ctx, product)
     file = f"{name(ctx.settings.date)}{suffix}"
+    if made["status"] not in MADE:
+        for st in sets.waiting(ctx, NEEDS[product]):
+            raise Skip(f"{file}: tonight's {st.message()}")
     if made["status"] in MADE:
         return {"product": file, "type": ctype, "status": made["status"], "fallback_from": "",
                 "wave_rms": float(made.get("median_rms", float("nan"))), "path": made["path"],

@@ -28,6 +28,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from astroflow.calib import NoCalibration
+from astroflow.errors import Skip
 from astroflow.step import FanOut, Resources
 from steps.sedm import sets
 from steps.sedm.calibrations import FLAT, WAVESOLUTION, frame_attributes, look_up, observed
@@ -58,7 +59,9 @@ def make_flat(ctx, item: dict) -> dict:
     row = {"product": item["product"], "status": "failed", "message": "", "n_traces": 0, "n_good": 0,
            "throughput_rms": float("nan"), "wavesolution": "", "path": "", "plot": ""}
     domes = ctx.rows("night", where={"kind": "dome"})
-    st = sets.state("dome", domes, s)
+    for st in sets.waiting(ctx, sets.LAMP_SETS):
+        raise Skip(st.message())
+    st = sets.night_state(ctx, "dome", domes)
     cleaned = sorted(ctx.rows("debias_crr", where={"filename": [r["filename"] for r in domes]}),
                      key=lambda r: r["mjd_obs"]) if domes else []
     if st.status == "too_few" or len(cleaned) < st.minimum:

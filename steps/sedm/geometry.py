@@ -64,7 +64,9 @@ def night_geometry(ctx) -> list[dict]:
 
 def trace_match(ctx, item: dict) -> list[dict]:
     domes = ctx.rows("night", where={"kind": "dome"})
-    st = sets.state("dome", domes, ctx.settings)
+    st = sets.night_state(ctx, "dome", domes)
+    if st.status == "waiting":
+        raise Skip(st.message())
     if st.status == "too_few":
         raise Skip(f"TooFewFrames: {st.message()}: no trace match tonight")
     cleaned = ctx.rows("debias_crr", where={"filename": [r["filename"] for r in domes]})

@@ -23,7 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from astroflow.atomic import write_text
+from astroflow.errors import Skip
 from astroflow.step import FanOut
+from steps.sedm import sets
 from steps.sedm.calibrations import HEXAGRID, frame_attributes, observed
 from steps.sedm.science.hexagrid import NoHexagonalGrid, fit_grid
 from steps.sedm.writer import guard, night_dir
@@ -48,6 +50,8 @@ def make_grid(ctx, item: dict) -> dict:
     row = {"product": item["product"], "status": "failed", "message": "", "n_spaxels": 0,
            "pitch_px": float("nan"), "angle_deg": float("nan"), "max_residual_px": float("nan"), "trace_match": "",
            "path": ""}
+    for st in sets.waiting(ctx, ("dome",)):
+        raise Skip(st.message())
     traces = ctx.rows("geometry")
     if not traces:
         row["message"] = "no trace match tonight (too few dome flats)"

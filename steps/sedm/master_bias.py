@@ -49,7 +49,9 @@ def bias_sets(ctx) -> list[dict]:
 def make_master(ctx, item: dict) -> dict:
     rows = sorted(ctx.rows("night", where={"filename": item["frames"]}), key=lambda r: r["mjd_obs"]) \
         if item["frames"] else []
-    st = sets.state(item["set"], rows, ctx.settings)
+    st = sets.night_state(ctx, item["set"], rows)
+    if st.status == "waiting":
+        raise Skip(st.message())
     if st.status == "too_few":
         raise Skip(f"TooFewFrames: {st.message()}: no master bias tonight")
     shapes = {(r["ny"], r["nx"], r["oscan_x0"], r["oscan_x1"], r["pscan_x1"]) for r in rows}

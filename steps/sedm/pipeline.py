@@ -36,6 +36,12 @@ from steps.sedm.verify import verify
 from steps.sedm.wavesolution import wavesolution
 from steps.sedm.simulation import SedmSimulation, simulate
 
+
+def calibration_deadline(settings) -> list:
+    """The time the afternoon sets stop waiting for frames: the watcher runs the night again then."""
+    return [settings.deadline()]
+
+
 SEDM = Pipeline(
     "sedm",
     settings=SedmSettings,
@@ -44,7 +50,8 @@ SEDM = Pipeline(
     partition="date",
     calibrations=CALIBRATIONS,
     report=report,
-    arrivals=Arrivals("data_root", ("{date}/*.fits",)),
+    arrivals=Arrivals("data_root", ("{date}/*.fits",), deadlines=calibration_deadline, partition="tonight",
+                      idle_stop_s=7200.0),  # astroflow sedm watch: tonight's UT date; over after 2 h without a frame
     doc=__doc__.splitlines()[0],
     steps=[
         night,             # 1-2  the dated night directory, raw frames linked and classified (fan-out by frame)

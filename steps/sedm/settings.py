@@ -6,15 +6,22 @@ environment: the raw root (``/data/sedm/raw``, read-only), the reduced root
 of each afternoon set the calibrations wait for ("Once all the bias files are acquired the
 master biases are generated"): the observatory announces each set in OBJECT (``Calib: bias 3 of
 10``); a set is complete at its announced size or the ideal count, and usable down to the
-minimum.  ``SEDM_DATA_ROOT``, ``SEDM_REDUX_ROOT`` and ``SEDM_USER`` are still read.
+minimum.  An incomplete set waits for its frames until the night's calibration deadline (by
+default 30 minutes, the runbook's "roughly 30 minutes" of pre-science processing, before the end
+of the evening's astronomical twilight at Palomar, when "science image acquisition begins"),
+then its minimum count or the fallback to an earlier night is used.  ``SEDM_DATA_ROOT``,
+``SEDM_REDUX_ROOT`` and ``SEDM_USER`` are still read.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from astroflow.pipeline import DataRoot, Settings
 from astroflow.sinks import Sink
@@ -49,6 +56,18 @@ class SedmSettings(Settings):
     bias_minimum: int = Field(5, ge=1, description="fewest bias frames per ADC speed that make a master")
     lamp_ideal: int = Field(5, ge=1, description="frames of each arc lamp (Hg, Cd, Xe) and dome set waited for")
     lamp_minimum: int = Field(3, ge=1, description="fewest frames of an arc or dome set that are used")
+    calibration_deadline: AwareDatetime | Literal["twilight"] = Field(
+        "twilight", description="until when an incomplete afternoon set waits for its frames, then its minimum "
+        "count or the fallback is used: a time with its zone (2024-06-12T04:10:00Z), or 'twilight': "
+        "deadline_before_twilight_min before the evening Sun reaches twilight_sun_alt_deg at the site "
+        "(resolved with the configuration: the run's run.json keeps the time)")
+    deadline_before_twilight_min: float = Field(30.0, ge=0, description="minutes before twilight the "
+                                                "calibrations stop waiting (the runbook: they take ~30 min)")
+    twilight_sun_alt_deg: float = Field(-18.0, ge=-30, le=0, description="the twilight the deadline is before "
+                                        "(-18: astronomical, when science acquisition begins)")
+    site_latitude_deg: float = Field(33.35633, ge=-90, le=90, description="the site (Palomar Observatory)")
+    site_longitude_deg: float = Field(-116.86492, ge=-180, le=360, description="east longitude of the site")
+    site_height_m: float = Field(1712.0, description="height of the site above the ellipsoid")
     minmax_above: int = Field(7, ge=2, description="stack a master bias with min/max rejection when it has "
                               "more frames than this (else the median)")
     arc_lines: Path | None = Field(None, description="arc line list (CSV lamp,wavelength_vacuum,group,note; "
@@ -85,6 +104,12 @@ class SedmSettings(Settings):
             if getattr(self, f"{kind}_minimum") > getattr(self, f"{kind}_ideal"):
                 raise ValueError(f"{kind}_minimum ({getattr(self, f'{kind}_minimum')}) is above "
                                  f"{kind}_ideal ({getattr(self, f'{kind}_ideal')})")
+        if self.calibration_deadline == "twilight":
+            # the evening's twilight of the UT date: the first after {date} 00:00 UT less 6 h (the
+            # Palomar evening that begins the night), less deadline_before_twilight_min
+            self.calibration_deadline = _twilight(
+                self.date, self.site_latitude_deg, self.site_longitude_deg, self.site_height_m,
+                self.twilight_sun_alt_deg) - dt.timedelta(minutes=self.deadline_before_twilight_min)
         if not self.grid_min < self.grid_max:
             raise ValueError(f"grid_min ({self.grid_min}) must be below grid_max ({self.grid_max})")
         if self.redux_root is not None:
@@ -92,6 +117,10 @@ class SedmSettings(Settings):
             if redux == raw or raw in redux.parents:
                 raise ValueError(f"redux_root {redux} is inside the raw root {raw}: raw data is read-only")
         return self
+
+    def deadline(self) -> dt.datetime:
+        """The night's calibration deadline (UTC)."""
+        return self.calibration_deadline.astimezone(dt.timezone.utc)
 
     def raw_roots(self) -> list[Path]:
         """The raw-data folders no step may write in (the ``DataRoot`` fields)."""
@@ -115,3 +144,11 @@ class SedmSettings(Settings):
 
     def minimum(self, kind: str) -> int:
         return self.bias_minimum if kind == "bias" else self.lamp_minimum
+
+
+@functools.lru_cache(maxsize=32)
+def _twilight(date: str, lat: float, lon: float, height: float, sun_alt: float) -> dt.datetime:
+    from steps.sedm.science.twilight import evening_crossing
+
+    start = dt.datetime.strptime(date, "%Y%m%d").replace(tzinfo=dt.timezone.utc) - dt.timedelta(hours=6)
+    return evening_crossing(start, lat, lon, height, sun_alt)

@@ -36,6 +36,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from astroflow.calib import NoCalibration
+from astroflow.errors import Skip
 from astroflow.step import FanOut, Resources
 from steps.sedm import sets
 from steps.sedm.calibrations import TRACEMATCH, WAVESOLUTION, frame_attributes, look_up, observed
@@ -65,7 +66,7 @@ def lamp_frames(ctx) -> tuple[dict[str, list[dict]], list[str]]:
     used, left_out = {}, []
     for lamp in ws.LAMPS:
         frames = ctx.rows("night", where={"kind": lamp})
-        st = sets.state(lamp, frames, ctx.settings)
+        st = sets.night_state(ctx, lamp, frames)
         if st.status == "too_few":
             left_out.append(st.message())
             continue
@@ -91,6 +92,8 @@ def solve_night(ctx, item: dict) -> dict:
     s = ctx.settings
     row = {"product": item["product"], "status": "failed", "message": "", "n_traces": 0, "n_good": 0,
            "median_rms": float("nan"), "lamps": [], "trace_match": "", "path": "", "plot": ""}
+    for st in sets.waiting(ctx, sets.LAMP_SETS):  # the dome flats (the trace match) and the arcs
+        raise Skip(st.message())
     used, left_out = lamp_frames(ctx)
     if not used:
         row["message"] = f"GeometrySolutionFailed: too few arc frames: {'; '.join(left_out)}"

@@ -41,6 +41,16 @@ def sedm_sim(tmp_path_factory) -> SedmSim:
     return SedmSim(root, root / settings["date"], Path(settings["truth"]), settings)
 
 
+def copy_frames(sim: SedmSim, out: Path, names: list[str]) -> Path:
+    """A data root ``out`` holding the night's frames ``names`` (copies; the simulated night is shared)."""
+    import shutil
+
+    (out / sim.settings["date"]).mkdir(parents=True)
+    for name in names:
+        shutil.copy2(sim.night / name, out / sim.settings["date"] / name)
+    return out
+
+
 def raw_state(root: Path) -> dict[str, tuple[str, int]]:
     """SHA-256 and mtime (ns) of every file under ``root``."""
     import hashlib

@@ -19,6 +19,8 @@ import pytest
 from steps.sedm import simulate_spectra as spec
 from steps.sedm.science import extinction, fluxcal, telluric
 
+from conftest import sedm_settings
+
 GRID = np.linspace(3700.0, 9300.0, 220)
 FINE = np.arange(3300.0, 9800.0, 2.0)
 LSF_LN = 0.009  # line spread sigma in ln(lambda)
@@ -216,7 +218,6 @@ def test_without_a_fluxcal_the_spectra_are_flagged_uncalibrated(sedm_run, tmp_pa
     from astroflow.calib import Library
     from steps.sedm.extract import read_spectrum
     from steps.sedm.pipeline import SEDM
-    from conftest import sedm_settings
 
     out = tmp_path / "run"
     shutil.copytree(sedm_run.out, out, symlinks=True)

@@ -19,7 +19,7 @@ from astroflow.rundir import read_dataset
 from astroflow.status import collect, render_text
 from steps.sedm.pipeline import SEDM
 
-from conftest import raw_state, sedm_settings
+from conftest import copy_frames, raw_state, sedm_settings
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "samples" / "sedm-night"
 needs_sample = pytest.mark.skipif(not (SAMPLE / "20230518").is_dir(), reason="the independent SEDM sample is absent")
@@ -92,17 +92,13 @@ def test_writes_under_the_raw_root_are_refused(sedm_run, tmp_path):
     assert not (raw / "run").exists() and raw_state(raw) == sedm_run.raw_before
 
 
-def _few_biases_night(sim, out: Path) -> Path:
-    """A copy of the night with 3 of the 10 fast-readout biases and one dome and one Hg frame."""
-    date = sim.settings["date"]
+def _few_biases_night(sim, out: Path, n_fast: int = 3) -> Path:
+    """A copy of the night with ``n_fast`` of the 10 fast-readout biases and one dome and one Hg frame."""
     rows = sim.ifu()
-    keep = [r["filename"] for r in rows if r["imgtype"] == "bias" and r["adcspeed"] == 2.0][:3]
+    keep = [r["filename"] for r in rows if r["imgtype"] == "bias" and r["adcspeed"] == 2.0][:n_fast]
     keep += [r["filename"] for r in rows if r["imgtype"] == "bias" and r["adcspeed"] == 0.1]
     keep += [next(r["filename"] for r in rows if r["lamp"] == lamp) for lamp in ("dome", "Hg")]
-    (out / date).mkdir(parents=True)
-    for name in keep:
-        shutil.copy2(sim.night / name, out / date / name)
-    return out
+    return copy_frames(sim, out, keep)
 
 
 def test_too_few_biases_a_named_error_and_the_night_goes_on(sedm_sim, tmp_path, capsys):
@@ -134,6 +130,44 @@ def test_too_few_biases_a_named_error_and_the_night_goes_on(sedm_sim, tmp_path, 
     assert main(["status", str(out), "--json"]) in (0, 1)
     assert any(e["error_type"] == "TooFewFrames" for s in json.loads(capsys.readouterr().out)["steps"]
                for e in s["errors"])
+
+
+def test_incomplete_sets_wait_until_the_deadline_then_go_on(sedm_sim, tmp_path, monkeypatch):
+    """Before the night's calibration deadline an incomplete set waits (no master from 7 of 10
+    biases, no fallback for the geometry); once it has passed, the same run redoes exactly those
+    items (the deadline was recorded) and uses the 7 biases, and the lone dome flat is too few."""
+    from astroflow import deps
+
+    root = _few_biases_night(sedm_sim, tmp_path / "raw", n_fast=7)
+    date = sedm_sim.settings["date"]
+    settings = {"data_root": str(root), "date": date, "calibration_deadline": f"{date[:4]}-{date[4:6]}-{date[6:]}T02:00:00Z"}
+    out = tmp_path / "run"
+    monkeypatch.setenv(deps.CLOCK_ENV, f"{date[:4]}-{date[4:6]}-{date[6:]}T01:00:00+00:00")
+    _run(settings, out)
+    sets = {r["set"]: r for r in read_dataset(out / "calibration_sets").to_pylist()}
+    assert sets["bias_2.0"]["status"] == "waiting" and sets["bias_0.1"]["status"] == "complete"
+    assert sets["dome"]["status"] == "waiting" and sets["Cd"]["status"] == "waiting"
+    assert [r["set"] for r in read_dataset(out / "master_bias").to_pylist()] == ["bias_0.1"]
+    table = {r["product"]: r for r in read_dataset(out / "calibrations").to_pylist()}
+    assert table["bias2.0.fits"]["status"] == "waiting"
+    assert "waiting for frames until the deadline 2024-06-12T02:00:00Z" in table["bias2.0.fits"]["message"]
+    assert table[f"{date}_TraceMatch.json"]["status"] == "waiting"
+    status = {s["step"]: s for s in collect(out)["steps"]}
+    assert not [e for s in status.values() for e in s["errors"]]  # nothing has failed yet: it waits
+    assert status["fallback"]["items_skipped"] == 4
+
+    monkeypatch.setenv(deps.CLOCK_ENV, f"{date[:4]}-{date[4:6]}-{date[6:]}T03:00:00+00:00")
+    cfg = config.resolve(SEDM, settings=settings, runner={"workers": 2})
+    reasons = [w.summary() for w in runner.preview(SEDM, cfg, out) if not isinstance(w, str)]
+    assert any("deadline 2024-06-12T02:00:00+00:00 passed" in r for r in reasons), reasons
+    _run(settings, out)
+    sets = {r["set"]: r for r in read_dataset(out / "calibration_sets").to_pylist()}
+    assert sets["bias_2.0"]["status"] == "partial"
+    masters = {r["set"]: r for r in read_dataset(out / "master_bias").to_pylist()}
+    assert masters["bias_2.0"]["n_frames"] == 7 and masters["bias_2.0"]["status"] == "partial"
+    errors = {(s["step"], e["item"], e["error_type"]) for s in collect(out)["steps"] for e in s["errors"]}
+    assert ("calibration_sets", "dome", "TooFewFrames") in errors
+    assert ("fallback", "TraceMatch", "GeometrySolutionFailed") in errors
 
 
 def test_an_earlier_nights_master_stands_in_recorded_as_a_fallback(sedm_sim, tmp_path):

@@ -245,3 +245,12 @@ def test_last_night_errors_and_fixed_partitions():
         last_night(utc(2025, 1, 1), "UTC", 24)
     assert arrivals.resolve_partition("20250101") == "20250101"
     assert arrivals.resolve_partition("session-7") == "session-7"
+
+
+def test_tonight_is_the_date_now_in_the_zone():
+    """SEDM names a night by its UT date: just after the UT date change it is already tonight's."""
+    assert arrivals.resolve_partition("tonight", "UTC", now_utc=utc(2024, 6, 12, 0, 1)) == "20240612"
+    assert arrivals.resolve_partition("tonight", "UTC", now_utc=utc(2024, 6, 11, 23, 59)) == "20240611"
+    assert arrivals.resolve_partition("tonight", "America/Los_Angeles", now_utc=utc(2024, 6, 12, 0, 1)) == "20240611"
+    with pytest.raises(ValueError, match="unknown time zone"):
+        arrivals.tonight(utc(2025, 1, 1), "Mars/Olympus")

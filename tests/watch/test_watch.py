@@ -7,6 +7,7 @@ rows per key.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import re
@@ -122,6 +123,33 @@ def test_a_frame_that_never_completes_is_admitted_after_the_wait_and_its_error_r
     (error,) = rundir.read_errors(run / "measure")
     assert error["item"] == "cut.fits" and "cut.fits" in (error["file"] or error["message"])
     assert "1 failed item(s)" in lines[-1]
+
+
+def test_a_deadline_runs_the_night_again_and_holds_off_the_idle_stop(night):
+    """A step that asked whether the deadline had passed (``ctx.past``) is redone when it passes,
+    with nothing new arrived; the watcher does not stop idle before it."""
+    raw, run, cfg = night
+    (raw / "f1.fits").write_bytes(frame(1.0))
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
+    cfg.write_text(cfg.read_text() + f'deadline = "{deadline.isoformat()}"\n')
+    t0 = time.monotonic()
+    code, lines = run_watch(cfg, run, WatchOptions(poll_s=0.05, settle_s=0.05, idle_stop_s=0.2))
+    assert code == 0 and dt.datetime.now(dt.UTC) >= deadline and time.monotonic() - t0 < 30
+    assert any("next deadline" in line for line in lines)  # while it waits for it
+    assert rundir.read_dataset(run / "summary").to_pylist()[0]["closed"] is True
+    assert calls(run) == {"f1.fits": 1}  # the frame is not measured again
+    ran = [int(re.search(r"(\d+) unit\(s\) run", line).group(1)) for line in lines[:-1]]
+    assert sum(1 for n in ran if n) == 2  # the frame's arrival, then the deadline
+
+
+def test_a_replayed_clock(monkeypatch):
+    from astroflow import deps
+
+    monkeypatch.setenv(deps.CLOCK_ENV, "2024-06-12T03:00:00+00:00")
+    assert deps.now_utc() == dt.datetime(2024, 6, 12, 3, tzinfo=dt.UTC)
+    monkeypatch.setenv(deps.CLOCK_ENV, "2024-06-12T03:00:00")
+    with pytest.raises(Exception, match="with its zone"):
+        deps.now_utc()
 
 
 def test_idle_stop_with_its_final_status_line(night):

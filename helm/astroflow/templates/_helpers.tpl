@@ -51,6 +51,11 @@ is parsed back as a UTC midnight, so stepping back whole days never meets a DST 
 {{- printf "{{ if ge (atoi (dateInZone \"15\" now %s)) %d }}{{ dateInZone \"20060102\" (%s | dateModify \"-24h\") \"UTC\" }}{{ else }}{{ dateInZone \"20060102\" (%s | dateModify \"-48h\") \"UTC\" }}{{ end }}" $tz (int .restartHour) $day $day -}}
 {{- end }}
 
+{{/* tonight for a Sensor: the calendar date now in the time zone (astroflow.arrivals.tonight). */}}
+{{- define "astroflow.tonightTemplate" -}}
+{{- printf "{{ dateInZone \"20060102\" now %s }}" (toJson .timezone) -}}
+{{- end }}
+
 {{/* Whether any `events` entry is for an installed pipeline ("true" or ""). */}}
 {{- define "astroflow.hasEvents" -}}
 {{- range .Values.events }}{{ if has .pipeline $.Values.pipelines }}true{{ end }}{{ end }}

@@ -69,10 +69,13 @@ def watch(
     run_dir: str | Path,
     opts: WatchOptions,
     *,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> int:
-    """Watch ``pipeline``'s arrivals for the run ``run_dir`` until idle; returns the exit code."""
+    """Watch ``pipeline``'s arrivals for the run ``run_dir`` until idle; returns the exit code.
+    Status lines go to ``out`` (default: ``sys.stderr`` as it is when the watcher starts)."""
     from astroflow import runner
+
+    out = out or sys.stderr
 
     decl = pipeline.arrivals
     if decl is None:

@@ -8,7 +8,8 @@ to date (quality, calibrate, classify, spectra, verify):
 
 * ``X Y`` (arcsec east and north of the IFU centre, as the verification plot's axes): the
   extraction is centred there (``position_source = centroid``), which clears quality 5;
-* ``--region SPEC|FILE``: the spaxels to fit (``12,13,40-47`` or a file with one index per line),
+* ``--region SPEC|FILE``: the spaxels to fit (``12,13,40-47`` or a file with one index per line;
+  ``--display`` draws them instead, in a window where a display exists),
   ``--exclude-spaxels`` those to leave out; ``--method aperture`` sums an aperture instead of the
   PSF fit (what the runbook leaves to "contact the team");
 * ``--recover``: the brightest-spaxel extraction was the target after all: quality 5 -> 1, no
@@ -64,6 +65,20 @@ def frame_of(run_dir: Path, hhmmss: str) -> str:
         raise ConfigError(f"no single extracted frame at {hhmmss} (extracted: {names})" if not hits
                           else f"{hhmmss} matches {', '.join(hits)}")
     return hits[0]
+
+
+def drawn_region(run_dir: Path, hhmmss: str) -> list[int]:
+    """The region a person draws on the frame's cube (:mod:`steps.sedm.draw_region`)."""
+    from astroflow import rundir
+    from steps.sedm import draw_region
+
+    draw_region.require_display()
+    run_dir = Path(run_dir).absolute()
+    filename = frame_of(run_dir, hhmmss)
+    (cube,) = [r for r in rundir.read_dataset(run_dir / "cube").to_pylist() if r["filename"] == filename]
+    (ex,) = [r for r in rundir.read_dataset(run_dir / "extract").to_pylist() if r["filename"] == filename]
+    path = Path(cube["cube_path"]) if Path(cube["cube_path"]).is_absolute() else run_dir / cube["cube_path"]
+    return draw_region.draw(path, f"{cube['object']} {hhmmss}", (ex["centroid_x"], ex["centroid_y"]))
 
 
 def tagged_files(run_dir: Path, tag: str) -> list[Path]:
@@ -132,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", "--run-dir", dest="run_dir", type=Path, required=True, help="the night's run")
     parser.add_argument("--region", help="spaxels to fit: '12,13,40-47' or a file of them")
     parser.add_argument("--exclude-spaxels", help="spaxels to leave out: '12,40-47' or a file")
+    parser.add_argument("--display", action="store_true", help="draw the region on the IFU in a window "
+                        "(where a display exists)")
     parser.add_argument("--recover", action="store_true", help="quality 5 -> 1, no prompt")
     parser.add_argument("--method", choices=("psf", "aperture"), default="psf")
     parser.add_argument("--local", action="store_true", help="accept without sending to the sinks")
@@ -145,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give the centroid as two numbers, X Y")
     decision = "accept" if args.recover and args.decision is None else args.decision
     try:
-        done = redex(args.run_dir, args.hhmmss, centroid=args.xy or None,
-                     region=parse_region(args.region) if args.region else None,
+        region = parse_region(args.region) if args.region else None
+        if args.display:
+            region = drawn_region(args.run_dir, args.hhmmss)
+        done = redex(args.run_dir, args.hhmmss, centroid=args.xy or None, region=region,
                      exclude=parse_region(args.exclude_spaxels) if args.exclude_spaxels else None,
                      recover=args.recover, method=args.method, user=args.user, decision=decision, local=args.local)
     except (AstroflowError, OSError) as exc:

@@ -12,6 +12,7 @@ calibration deadline).
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def night(argv: list[str]) -> int:
@@ -23,8 +24,11 @@ def night(argv: list[str]) -> int:
     ap.add_argument("--date")
     ap.add_argument("--out")
     args, rest = ap.parse_known_args(argv)
-    if "-h" in rest or "--help" in rest or not args.date:
+    if "-h" in rest or "--help" in rest:
         print(__doc__)
-        return 0 if args.date or "-h" in rest or "--help" in rest else 2
+        return 0
+    if not args.date:
+        print(f"astroflow sedm night: --date YYYYMMDD is required\n\n{__doc__}", file=sys.stderr)
+        return 2
     date = resolve_partition(args.date, "UTC", 12)
     return main(["run", "sedm", "--date", date, "--out", args.out or f"runs/sedm-{date}", *rest])

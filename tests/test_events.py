@@ -63,7 +63,7 @@ def test_every_event_source_and_sensor_validates(site):
 
 def test_sites_that_receive_frames_have_events():
     have = {p.stem for p in SITES if site_values(p).get("events")}
-    assert have == {"lco-nres", "palomar-sedm"}  # mssl-vison: once vison declares its arrivals (wait mode)
+    assert have == {"lco-nres", "palomar-sedm", "mssl-vison"}
     kinds = {e["kind"] for p in SITES for e in site_values(p).get("events", [])}
     assert kinds == {"file", "amqp", "calendar"}
 
@@ -113,7 +113,7 @@ def test_file_event_sources_poll_the_raw_claim_read_only(site):
         assert t["container"]["volumeMounts"] == [{"name": "raw-data", "mountPath": argo.DATA_MOUNT, "readOnly": True}]
         assert t["container"]["securityContext"]["readOnlyRootFilesystem"] is True
         (event,) = src["spec"]["file"].values()
-        assert event["polling"] is True and event["eventType"] == "CREATE"
+        assert event["polling"] is True and event["eventType"] == entry["file"].get("eventType", "CREATE")
         assert event["watchPathConfig"]["directory"] == entry["file"]["directory"].rstrip("/") + "/"
 
 
@@ -138,12 +138,14 @@ FRAMES = {  # an event of each site, and what the Sensor must make of it
                      "20250309", "/data/lsc/nres01/20250309/raw/lscnrs01-fa09-20250309-0031-e00.fits.fz"),
     "sedm-incoming": ({"name": "/data/incoming/ifu20251101_04_12_33.fits", "op": "CREATE"},
                       "20251101", "/data/incoming/ifu20251101_04_12_33.fits"),
+    # the EXP_LOG grew: the day's run, and its folder swept (the frames it lists were written before it)
+    "vison-explog": ({"name": "/data/current/EXP_LOG_120319.txt", "op": "WRITE"}, "120319", "/data/current"),
 }
 
 
 @pytest.mark.parametrize("event", list(FRAMES))
 def test_sensor_takes_the_partition_and_the_file_from_the_event(event, tmp_path):
-    site_file = {"nres-archive": "lco-nres", "sedm-incoming": "palomar-sedm"}[event]
+    site_file = {"nres-archive": "lco-nres", "sedm-incoming": "palomar-sedm", "vison-explog": "mssl-vison"}[event]
     values = site_values(CHART / "sites" / f"{site_file}.yaml")
     docs = render(chart_for(values, tmp_path), values)
     s = sensor(docs, event)

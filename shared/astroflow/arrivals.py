@@ -142,8 +142,12 @@ class Arrivals:
     times (timezone-aware) at which the watcher runs the pipeline again even if nothing arrived,
     and before which it does not stop when idle: a step that waits for frames until a deadline
     (``ctx.past``) then goes on with what it has.  ``partition`` is the partition a watcher
-    takes when none is given (``tonight``: SEDM's UT date) and ``idle_stop_s`` how long it waits
-    for a new file before the night is over, unless the command line says otherwise.
+    takes when none is given (``tonight``: SEDM's UT date), ``idle_stop_s`` how long it waits
+    for a new file before the night is over and ``poll_s`` how often it looks (vison: the
+    EXP_LOG every 120 s), unless the command line says otherwise.  ``growing`` are patterns (among
+    ``patterns``) of files that are appended to after their admission, such as ELVIS's EXP_LOG,
+    whose new rows arrive after the frames they list: when one of them has changed and settled,
+    the watcher runs the pipeline again, as it does for a new file.
     """
 
     root_setting: str
@@ -152,6 +156,8 @@ class Arrivals:
     deadlines: Callable[[Any], Iterable[dt.datetime]] | None = None
     partition: str | None = None
     idle_stop_s: float | None = None
+    poll_s: float | None = None
+    growing: tuple[str, ...] = ()
 
     def __post_init__(self):
         if isinstance(self.patterns, str):
@@ -159,6 +165,8 @@ class Arrivals:
         for p in self.patterns:
             if not p or p.startswith("/"):
                 raise AstroflowError(f"Arrivals pattern {p!r} must be relative to the {self.root_setting} folder")
+        if isinstance(self.growing, str) or not set(self.growing) <= set(self.patterns):
+            raise AstroflowError(f"Arrivals.growing {self.growing!r} must be a tuple of patterns among {self.patterns}")
 
     def root(self, settings) -> Path:
         """The watched folder: the value of the ``root_setting`` field of ``settings``."""
@@ -169,14 +177,7 @@ class Arrivals:
 
     def globs(self, settings) -> tuple[str, ...]:
         """The patterns with the settings fields they name filled in."""
-        values = _as_dict(settings)
-        out = []
-        for p in self.patterns:
-            try:
-                out.append(p.format_map(values))
-            except KeyError as exc:
-                raise AstroflowError(f"arrivals pattern {p!r} names {exc.args[0]!r}, which is no settings field") from None
-        return tuple(out)
+        return _filled(self.patterns, _as_dict(settings))
 
     def scan(self, settings) -> dict[str, tuple[int, int]]:
         """Every matching file under the root now, with its ``(size, mtime_ns)``; {} if no root yet.
@@ -198,8 +199,8 @@ class Arrivals:
                     found[os.path.abspath(name)] = (st.st_size, st.st_mtime_ns)
         return dict(sorted(found.items()))
 
-    def matches(self, path: str | Path, settings) -> bool:
-        """Whether ``path`` is under the root and matches one of the patterns."""
+    def matches(self, path: str | Path, settings, patterns: tuple[str, ...] | None = None) -> bool:
+        """Whether ``path`` is under the root and matches one of the patterns (or of ``patterns``)."""
         root = self.root(settings)
         path = Path(os.path.abspath(path))
         try:
@@ -207,7 +208,22 @@ class Arrivals:
         except ValueError:
             return False
         hidden = any(part.startswith(".") for part in rel.parts)
-        return not hidden and any(_glob_match(rel, g) for g in self.globs(settings))
+        globs = self.globs(settings) if patterns is None else _filled(patterns, _as_dict(settings))
+        return not hidden and any(_glob_match(rel, g) for g in globs)
+
+    def grows(self, path: str | Path, settings) -> bool:
+        """Whether ``path`` is one of the files appended to after admission (``growing``)."""
+        return bool(self.growing) and self.matches(path, settings, self.growing)
+
+
+def _filled(patterns: tuple[str, ...], values: dict) -> tuple[str, ...]:
+    out = []
+    for p in patterns:
+        try:
+            out.append(p.format_map(values))
+        except KeyError as exc:
+            raise AstroflowError(f"arrivals pattern {p!r} names {exc.args[0]!r}, which is no settings field") from None
+    return tuple(out)
 
 
 def _as_dict(settings) -> dict:

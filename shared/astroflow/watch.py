@@ -84,6 +84,8 @@ def watch(
     settings = cfg.typed_settings(pipeline)
     root = decl.root(settings)
     settling = arrivals.Settling(decl.check, opts.settle_s, opts.max_wait_s)
+    regrown = arrivals.Settling(lambda path: None, opts.settle_s, opts.max_wait_s)  # admitted files appended to
+    read_as: dict[str, tuple[int, int]] = {}  # a growing file -> its signature when the pipeline last ran after it
     deadlines = sorted(decl.deadlines(settings)) if decl.deadlines else []
     totals = Totals()
 
@@ -126,19 +128,24 @@ def watch(
                 obs = settling.observe({p: s for p, s in listing.items() if p not in known}, now)
                 new = arrivals.admit(run_dir, obs.ready, obs.incomplete)
                 totals.admitted += len(new)
+                growing = {p: listing[p] for p in known | set(new) if p in listing and decl.grows(p, settings)}
+                read_as.update({p: growing[p] for p in new if p in growing})
+                grown = regrown.observe({p: sig for p, sig in growing.items() if read_as.get(p) != sig}, now)
+                read_as.update({p: growing[p] for p in grown.ready})
                 wall = deps.now_utc()
                 due = any(last_run_at < d <= wall for d in deadlines)
                 ran = 0
-                if new or pending_run or due:
+                if new or grown.ready or pending_run or due:
                     ran = run_pipeline()
                     last_run_at = wall
                 pending_run = False
-                if obs.changed or new or due:
+                if obs.changed or grown.changed or new or due:
                     last_change = time.monotonic()
                 print(status(len(listing), len(known) + len(new), len(new), obs, ran), file=out, flush=True)
                 idle = time.monotonic() - last_change
                 ahead = any(d > deps.now_utc() for d in deadlines)
-                if opts.idle_stop_s is not None and not obs.waiting and not ahead and idle >= opts.idle_stop_s:
+                if (opts.idle_stop_s is not None and not obs.waiting and not grown.waiting and not ahead
+                        and idle >= opts.idle_stop_s):
                     print(_final(pipeline.name, f"nothing changed for {idle:.1f} s", totals), file=out, flush=True)
                     return 1 if totals.failed_items or totals.bad_steps else 0
                 time.sleep(opts.poll_s)
@@ -171,21 +178,25 @@ EXIT_CODES = """exit codes:
   130 interrupted (SIGINT or SIGTERM)"""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(pipeline=None) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The command's parser; with ``pipeline``, also one flag per settings field (as ``astroflow
+    run`` has), whose names are returned."""
     ap = argparse.ArgumentParser(
         prog="astroflow watch", description=__doc__.split("\n\n")[0], epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("pipeline")
     ap.add_argument("--config", type=Path, help="run configuration file (TOML or YAML); default: the run's run.json")
-    ap.add_argument("--out", "--run-dir", dest="out", type=Path, required=True, help="run directory")
+    ap.add_argument("--out", "--run-dir", dest="out", type=Path,
+                    help="run directory (default: [run] out of the configuration)")
     ap.add_argument("--workers", type=int, help="parallel processes (default: the core count)")
     ap.add_argument("--partition", help="the run's partition value (a night...), last-night or tonight "
                     "(default: the pipeline's, such as tonight for SEDM)")
     ap.add_argument("--timezone", default="UTC", help="the site's time zone, for --partition last-night and tonight")
     ap.add_argument("--restart-hour", type=int, default=12, help="the site's local restart hour, for last-night")
     fields = WatchOptions.model_fields
-    ap.add_argument("--poll", type=float, default=fields["poll_s"].default, help=fields["poll_s"].description)
+    ap.add_argument("--poll", type=float, help=f"{fields['poll_s'].description} "
+                    f"(default: the pipeline's, else {fields['poll_s'].default})")
     ap.add_argument("--settle", type=float, default=fields["settle_s"].default, help=fields["settle_s"].description)
     ap.add_argument("--max-wait", type=float, default=fields["max_wait_s"].default,
                     help=fields["max_wait_s"].description)
@@ -193,31 +204,51 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("--idle-stop", type=float, help="stop after this many seconds without any change "
                       f"(default: the pipeline's, else {fields['idle_stop_s'].default})")
     stop.add_argument("--forever", action="store_true", help="never stop when idle (a service)")
-    return ap
+    if pipeline is None:
+        return ap, []
+    from astroflow.cli import _model_flags
+
+    taken = {n for n in pipeline.settings.model_fields if f"--{n.replace('_', '-')}" in ap._option_string_actions}
+    return ap, _model_flags(ap, pipeline.settings, f"{pipeline.name} settings", skip=taken)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m astroflow.watch PIPELINE ...`` (and ``astroflow watch``); returns the exit code."""
     from astroflow import config as run_config
+    from astroflow.cli import _collect
     from astroflow.registry import get_pipeline
 
-    args = _parser().parse_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("pipeline", nargs="?")
+    first, _ = pre.parse_known_args(argv)
+    if first.pipeline is None or first.pipeline.startswith("-"):
+        _parser()[0].parse_args(argv)  # the usage, or the help without a pipeline's settings
     try:
-        pipeline = get_pipeline(args.pipeline)
+        pipeline = get_pipeline(first.pipeline)
+        parser, settings_fields = _parser(pipeline)
+        args = parser.parse_args(argv)
         decl = pipeline.arrivals
+        fields = WatchOptions.model_fields
         idle = args.idle_stop if args.idle_stop is not None else (
-            decl.idle_stop_s if decl and decl.idle_stop_s else WatchOptions.model_fields["idle_stop_s"].default)
-        opts = WatchOptions(poll_s=args.poll, settle_s=args.settle, max_wait_s=args.max_wait,
+            decl.idle_stop_s if decl and decl.idle_stop_s else fields["idle_stop_s"].default)
+        poll = args.poll if args.poll is not None else (decl.poll_s if decl and decl.poll_s else fields["poll_s"].default)
+        opts = WatchOptions(poll_s=poll, settle_s=args.settle, max_wait_s=args.max_wait,
                             idle_stop_s=None if args.forever else idle)
-        if args.config:
-            file_data = run_config.read_config_file(args.config)
-        elif (args.out / run_config.RUN_FILE).exists():
-            file_data = run_config.load(args.out).model_dump(exclude={"code_version"})
-        else:
-            raise ConfigError(f"{args.out} is not a run yet: give its configuration with --config FILE")
-        settings = {}
+        file_data = run_config.read_config_file(args.config) if args.config else {}
+        out = args.out or (Path(file_data["run"]["out"]) if "out" in file_data.get("run", {}) else None)
+        file_data.get("run", {}).pop("out", None)
+        if out is None:
+            raise ConfigError("--out RUNDIR is required (or [run] out = ... in the configuration)")
+        settings = _collect(args, settings_fields, pipeline.settings)
+        if not args.config:
+            if (out / run_config.RUN_FILE).exists():  # resume with the run's configuration; flags override it
+                file_data = run_config.load(out).model_dump(exclude={"code_version"})
+            elif not settings:
+                raise ConfigError(f"{out} is not a run yet: give its configuration with --config FILE "
+                                  "(or its settings as flags)")
         partition = args.partition
-        if not partition and decl and decl.partition and pipeline.partition not in (file_data.get("settings") or {}):
+        named = {**(file_data.get("settings") or {}), **settings}
+        if not partition and decl and decl.partition and pipeline.partition not in named:
             partition = decl.partition  # the pipeline's default, unless the configuration names the partition
         if partition:
             if pipeline.partition is None:
@@ -226,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         runner_opts = {"workers": args.workers} if args.workers else {}
         cfg = run_config.resolve(pipeline, file_data, settings=settings, runner=runner_opts)
         signal.signal(signal.SIGTERM, _interrupt)
-        return watch(pipeline, cfg, args.out, opts)
+        return watch(pipeline, cfg, out, opts)
     except ValidationError as exc:
         print(f"astroflow watch: {exc}", file=sys.stderr)
         return 2

@@ -69,6 +69,6 @@ def basic_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-bias_basic = FanOut("bias_basic", inputs=("bias_prep",), params=BasicParams, items=task_items(tasks.BIAS0X),
+bias_basic = FanOut("bias_basic", inputs=("inventory", "bias_prep"), params=BasicParams, items=task_items(tasks.BIAS0X),
                     process=basic_ccd, key=KEY, schema=SCHEMA, shard_size=1, resources=Resources(cpu="1", memory="2Gi"),
                     doc=__doc__)

@@ -57,5 +57,5 @@ def meta_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-bias_meta = FanOut("bias_meta", inputs=("bias_prep",), items=task_items(tasks.BIAS0X), process=meta_ccd, key=KEY,
+bias_meta = FanOut("bias_meta", inputs=("inventory", "bias_prep"), items=task_items(tasks.BIAS0X), process=meta_ccd, key=KEY,
                    schema=SCHEMA, shard_size=1, resources=Resources(cpu="1", memory="3Gi"), doc=__doc__)

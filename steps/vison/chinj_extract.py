@@ -64,6 +64,6 @@ def extract_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-chinj_extract = FanOut("chinj_extract", inputs=("chinj_check",), items=task_items(tasks.CHINJ01),
+chinj_extract = FanOut("chinj_extract", inputs=("inventory", "chinj_check"), items=task_items(tasks.CHINJ01),
                        process=extract_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                        resources=Resources(cpu="1", memory="1Gi"), doc=__doc__)

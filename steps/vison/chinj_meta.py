@@ -51,5 +51,5 @@ def meta_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-chinj_meta = FanOut("chinj_meta", inputs=("chinj_extract",), items=task_items(tasks.CHINJ01), process=meta_ccd,
+chinj_meta = FanOut("chinj_meta", inputs=("inventory", "chinj_extract"), items=task_items(tasks.CHINJ01), process=meta_ccd,
                     key=KEY, schema=SCHEMA, shard_size=1, doc=__doc__)

@@ -108,6 +108,6 @@ def masks_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-cosmetics_masks = FanOut("cosmetics_masks", inputs=("cosmetics_prep",), params=MasksParams,
+cosmetics_masks = FanOut("cosmetics_masks", inputs=("inventory", "cosmetics_prep"), params=MasksParams,
                          items=task_items(tasks.COSMETICS00), process=masks_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                          resources=Resources(cpu="1", memory="3Gi"), doc=__doc__)

@@ -86,6 +86,6 @@ def meta_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-dark_meta = FanOut("dark_meta", inputs=("dark_prep",), optional_inputs=("bias_meta",), params=MetaParams,
+dark_meta = FanOut("dark_meta", inputs=("inventory", "dark_prep"), optional_inputs=("bias_meta",), params=MetaParams,
                    items=task_items(tasks.DARK01), process=meta_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                    resources=Resources(cpu="1", memory="3Gi"), doc=__doc__)

@@ -141,6 +141,6 @@ def meta_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-flat_meta = FanOut("flat_meta", inputs=("flat_prep",), params=MetaParams, items=task_items(tasks.FLAT01),
+flat_meta = FanOut("flat_meta", inputs=("inventory", "flat_prep"), params=MetaParams, items=task_items(tasks.FLAT01),
                    process=meta_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                    resources=Resources(cpu="1", memory="3Gi"), doc=__doc__)

@@ -16,6 +16,7 @@ import pyarrow as pa
 from astroflow.step import FanOut
 from steps.vison import elvis
 from steps.vison.products import write_part
+from steps.vison.subtasks import ready
 
 SCHEMA = pa.schema([
     ("test", pa.string()), ("obsid", pa.int64()), ("key", pa.string()), ("mean", pa.float64()), ("std", pa.float64()),
@@ -25,7 +26,7 @@ SCHEMA = pa.schema([
 
 
 def test_items(ctx) -> list[dict]:
-    return [{"test": t} for t in ctx.settings.tests]
+    return [{"test": t} for t in ready(ctx, ctx.settings.tests)]
 
 
 def frame_hk(ctx, item) -> list[dict]:

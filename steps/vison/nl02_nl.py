@@ -106,5 +106,5 @@ def nl_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-nl02_nl = FanOut("nl02_nl", inputs=("nl02_check",), params=NLParams, items=task_items(tasks.NL02), process=nl_ccd,
+nl02_nl = FanOut("nl02_nl", inputs=("inventory", "nl02_check"), params=NLParams, items=task_items(tasks.NL02), process=nl_ccd,
                  key=KEY, schema=SCHEMA, shard_size=1, doc=__doc__)

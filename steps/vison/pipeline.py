@@ -3,16 +3,20 @@
     astroflow run vison --data-root DAYFOLDER --tests BIAS01,BIAS02 --out RUN
     astroflow demo vison --out RUN          # a simulated day, same pipeline
     astroflow simulate vison --out DIR
+    astroflow vison wait --config FILE --session D12 --day-folder PATH   # as the day is acquired
 
 Each Task's sub-tasks (check, prep, basic, meta; :mod:`steps.vison.tasks`) are steps fanned out
-per test and CCD; todo_flags are ``--set bias_basic.enabled=false``.  DARK01's meta reads the
-master bias that BIAS01's meta registers in the calibration library (``bias_meta -> dark_meta``).
-TP01's meta takes the gain of the session's PTC0X meta for its capture probabilities
-(``ptc_meta -> tp_meta``, an optional input).
+per test and CCD; todo_flags are ``--set bias_basic.enabled=false``, ``--check-only`` keeps the
+checks alone.  DARK01's meta reads the master bias that BIAS01's meta registers in the
+calibration library (``bias_meta -> dark_meta``).  TP01's meta takes the gain of the session's
+PTC0X meta for its capture probabilities (``ptc_meta -> tp_meta``, an optional input).  Wait
+mode (:mod:`steps.vison.wait`) is the core watcher on the day folder: each Task starts once its
+test is complete.
 """
 
 from __future__ import annotations
 
+from astroflow.arrivals import Arrivals
 from astroflow.pipeline import Pipeline
 from steps.vison.bias_basic import bias_basic
 from steps.vison.bias_check import bias_check
@@ -37,7 +41,7 @@ from steps.vison.flat_flags import flat_flags
 from steps.vison.flat_meta import flat_meta
 from steps.vison.flat_prep import flat_prep
 from steps.vison.hk import hk
-from steps.vison.inventory import inventory
+from steps.vison.inventory import arrived, inventory
 from steps.vison.nl02_check import nl02_check
 from steps.vison.nl02_flags import nl02_flags
 from steps.vison.nl02_nl import nl02_nl
@@ -57,6 +61,8 @@ from steps.vison.tp_extract import tp_extract
 from steps.vison.tp_flags import tp_flags
 from steps.vison.tp_meta import tp_meta
 
+EXP_LOGS = "**/EXP_LOG_*.txt"  # appended to after the frames they list
+
 VISON = Pipeline(
     "vison",
     settings=VisonSettings,
@@ -65,6 +71,8 @@ VISON = Pipeline(
     calibrations=CALIBRATIONS,
     report=run_report_section,
     partition="session",
+    arrivals=Arrivals("data_root", (EXP_LOGS, "**/EUC_*.fits", "**/HK_*_ROE*.txt"), check=arrived, growing=(EXP_LOGS,),
+                      poll_s=120.0, idle_stop_s=4 * 3600.0),  # astroflow vison wait: the EXP_LOG every 2 min, 4 h idle
     doc=__doc__.splitlines()[0],
     steps=[
         inventory,    # each test's frames in the EXP_LOGs, what is missing (once per session)

@@ -52,7 +52,7 @@ def prep_rows(ctx, item, task: tasks.Task) -> list[dict]:
 
 def prep_step(task: tasks.Task, doc: str) -> FanOut:
     """The Task's ``{prefix}_prep`` step (fan-out by test and CCD) over its check's offsets."""
-    return FanOut(task.step("prep"), inputs=(task.step("check"),), items=task_items(task),
+    return FanOut(task.step("prep"), inputs=("inventory", task.step("check")), items=task_items(task),
                   process=lambda ctx, item: prep_rows(ctx, item, task), key=KEY, schema=SCHEMA, shard_size=1,
                   doc=doc)
 

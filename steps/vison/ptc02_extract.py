@@ -24,6 +24,6 @@ def extract_ccd(ctx, item) -> list[dict]:
     return extract_item(ctx, item, tasks.PTC02WAVE, "wave_nm")
 
 
-ptc02_extract = FanOut("ptc02_extract", inputs=("ptc02_check",), params=ExtractParams,
+ptc02_extract = FanOut("ptc02_extract", inputs=("inventory", "ptc02_check"), params=ExtractParams,
                        items=task_items(tasks.PTC02WAVE), process=extract_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                        resources=Resources(cpu="1", memory="1Gi"), doc=__doc__)

@@ -26,6 +26,6 @@ def meta_ccd(ctx, item) -> list[dict]:
     return meta_item(ctx, item, tasks.PTC02WAVE, "wave_nm", GAIN_WAVE)
 
 
-ptc02_meta = FanOut("ptc02_meta", inputs=("ptc02_check", "ptc02_extract"), params=MetaParams,
+ptc02_meta = FanOut("ptc02_meta", inputs=("inventory", "ptc02_check", "ptc02_extract"), params=MetaParams,
                     items=task_items(tasks.PTC02WAVE), process=meta_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                     doc=__doc__)

@@ -106,6 +106,6 @@ def extract_ccd(ctx, item) -> list[dict]:
     return extract_item(ctx, item, tasks.PTC0X)
 
 
-ptc_extract = FanOut("ptc_extract", inputs=("ptc_check",), params=ExtractParams, items=task_items(tasks.PTC0X),
+ptc_extract = FanOut("ptc_extract", inputs=("inventory", "ptc_check"), params=ExtractParams, items=task_items(tasks.PTC0X),
                      process=extract_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                      resources=Resources(cpu="1", memory="1Gi"), doc=__doc__)

@@ -98,5 +98,5 @@ def meta_ccd(ctx, item) -> list[dict]:
     return meta_item(ctx, item, tasks.PTC0X)
 
 
-ptc_meta = FanOut("ptc_meta", inputs=("ptc_check", "ptc_extract"), params=MetaParams, items=task_items(tasks.PTC0X),
+ptc_meta = FanOut("ptc_meta", inputs=("inventory", "ptc_check", "ptc_extract"), params=MetaParams, items=task_items(tasks.PTC0X),
                   process=meta_ccd, key=KEY, schema=SCHEMA, shard_size=1, doc=__doc__)

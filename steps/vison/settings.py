@@ -68,6 +68,12 @@ class VisonSettings(Settings):
         "EUC_MASK_{block}_CCD{n}_SN_{serial}.fits and their calibration-library attributes"))
     obsid_limits: dict[str, tuple[int, int]] = Field(default_factory=dict, description=(
         "first and last ObsID per test (vison's OBSID_lims); a test not listed is found in the EXP_LOG by name"))
+    wait: bool = Field(False, description=(
+        "wait mode (vison_run -W; set by `astroflow vison wait`): a test is analysed once its sequence is complete "
+        "(its structure's frames and their CCD and HK files, or a later test begun); aim mode analyses it as found"))
+    start_obsid: int | None = Field(None, ge=0, description=(
+        "use only frames from this ObsID on (vison_run -O: a session resubmitted after a failure)"))
+    check_only: bool = Field(False, description="run each Task's check alone (vison_run -k), then its flags")
     serials: dict[str, str] = Field(default_factory=dict, description=(
         "hardware serials: CCD1, CCD2, CCD3, ROE, RPSU; frames with others raise WRONG_ROE_CONF"))
     elvis: str | None = Field(None, description="ELVIS version of the EXP_LOGs (default: from their header)")

@@ -20,7 +20,9 @@
 
 and returns a :class:`SimulatedDay`.  The tests (:data:`FIRST_WAVE`) have vison's default
 structures as the issue lists them (see :func:`plan`); ``max_frames`` keeps the first frames of
-each, as a test cut short.  Faults (:data:`FAULTS`), each a row of ``truth/faults`` with the flag
+each, as a test cut short; ``resubmitted`` (test -> n) acquires a test's first n frames, stops
+(an aborted script), and after :data:`RESUBMIT_GAP_S` acquires it whole again, as an operator
+resubmitting it; the day's ``tests`` spans are then the second sequence's.  Faults (:data:`FAULTS`), each a row of ``truth/faults`` with the flag
 the pipeline must raise: ``missing_ccd`` (a CCD3 file not written, its EXP_LOG rows kept:
 MISSDATA), ``corrupt_fits`` (a CCD2 file cut at 60 % of its bytes: BADDATA, an error naming the
 file), ``explog_missing_rows`` (two ObsIDs' frames written, their EXP_LOG rows not: MISSDATA),
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -75,6 +77,7 @@ SMALL = Geometry(PRESCAN, 128, 20, 64, PARALLEL_OVERSCAN)
 FULL = Geometry(PRESCAN, IMAGE_COLS, 20, IMAGE_ROWS, PARALLEL_OVERSCAN)
 READOUT_S = 72.0  # readout and overheads per frame (the sample's 75 s cadence of 0 s biases)
 TEST_GAP_S = 60.0
+RESUBMIT_GAP_S = 600.0  # an aborted script found, the session's sequence reloaded
 FULL_WELL_E = 2.0e5  # nominal, for the fluences of the scripts (per quadrant truth differs)
 FLUX_E_S = {590: 1500.0, 640: 1800.0, 730: 2000.0, 800: 2200.0, 880: 1200.0}
 WAVE_INDEX = {590: 1, 640: 2, 730: 3, 800: 4, 880: 5}  # filter wheel position
@@ -207,6 +210,7 @@ class Scheduled:
     obsid: int
     start: dt.datetime
     exposure: Exposure
+    aborted: bool = False  # of a submission aborted, then resubmitted
 
     @property
     def hours(self) -> float:
@@ -217,14 +221,19 @@ class Scheduled:
         return self.exposure.exptime + READOUT_S
 
 
-def schedule(tests: Iterable[str], max_frames: int | None) -> list[Scheduled]:
+def schedule(tests: Iterable[str], max_frames: int | None,
+             resubmitted: Mapping[str, int] | None = None) -> list[Scheduled]:
     out, obsid, t = [], FIRST_OBSID, DAY
     for test in tests:
-        for exposure in plan(test)[:max_frames]:
-            out.append(Scheduled(obsid, t, exposure))
-            obsid += 1
-            t += dt.timedelta(seconds=exposure.exptime + READOUT_S)
-        t += dt.timedelta(seconds=TEST_GAP_S)
+        aborted = (resubmitted or {}).get(test)
+        runs = ([(plan(test)[:aborted], True, RESUBMIT_GAP_S)] if aborted else []) + [
+            (plan(test)[:max_frames], False, TEST_GAP_S)]
+        for exposures, was_aborted, gap in runs:
+            for exposure in exposures:
+                out.append(Scheduled(obsid, t, exposure, was_aborted))
+                obsid += 1
+                t += dt.timedelta(seconds=exposure.exptime + READOUT_S)
+            t += dt.timedelta(seconds=gap)
     return out
 
 
@@ -450,7 +459,8 @@ def _write_texts(folder: Path, frames: list[Scheduled], rows: dict, faults: _Fau
 
 def simulate_day(out: str | Path, *, full_size: bool = False, seed: int = 0, faults: Iterable[str] = (),
                  tests: Iterable[str] = FIRST_WAVE, max_frames: int | None = None,
-                 image_size: tuple[int, int] | None = None) -> SimulatedDay:
+                 image_size: tuple[int, int] | None = None,
+                 resubmitted: Mapping[str, int] | None = None) -> SimulatedDay:
     """Write one simulated ELVIS day folder and its truth under ``out`` (see the module docstring).
 
     ``image_size`` (columns, rows of each quadrant's image area) sets another reduced geometry
@@ -464,7 +474,10 @@ def simulate_day(out: str | Path, *, full_size: bool = False, seed: int = 0, fau
         raise ValueError("no test to simulate")
     if max_frames is not None and max_frames < 1:
         raise ValueError("max_frames must be at least 1")
-    frames = schedule(tests, max_frames)
+    unknown = set(resubmitted or {}) - set(tests)
+    if unknown:
+        raise ValueError(f"resubmitted test(s) {sorted(unknown)} are not among the tests {list(tests)}")
+    frames = schedule(tests, max_frames, resubmitted)
     first = [s.obsid for s in frames if s.exposure.test == tests[0]]
     if names and len(first) < 8:
         raise ValueError(f"faults need at least 8 frames of the first test ({tests[0]})")
@@ -490,7 +503,8 @@ def simulate_day(out: str | Path, *, full_size: bool = False, seed: int = 0, fau
     tables["faults"] = placed.rows(frames)
     for name, schema in SCHEMAS.items():
         write_table(out / "truth" / f"{name}.parquet", pa.Table.from_pylist(tables[name], schema=schema))
-    spans = {t: (min(o), max(o)) for t in tests if (o := [s.obsid for s in frames if s.exposure.test == t])}
+    spans = {t: (min(o), max(o)) for t in tests
+             if (o := [s.obsid for s in frames if s.exposure.test == t and not s.aborted])}
     return SimulatedDay(out, folder, out / "truth", spans, geometry)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Fault = Literal["missing_ccd", "corrupt_fits", "explog_missing_rows", "hk_ool", "wrong_serials", "lost_pixels"]
 
@@ -23,6 +23,18 @@ class VisonSimulation(BaseModel):
     seed: int = Field(0, ge=0, description="random seed (the same seed gives the same bytes)")
     faults: list[Fault] = Field([], description="bad inputs to include, each listed in truth/faults.parquet")
     max_frames: int | None = Field(None, ge=1, description="keep the first frames of each test (a test cut short)")
+    resubmitted: dict[str, int] = Field({}, description=(
+        "tests aborted after n frames and then acquired whole again, as TEST=n,TEST=n"))
+
+    @field_validator("resubmitted", mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        if not isinstance(value, str):
+            return value
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(f"{value!r}: expected TEST=n,TEST=n")
+        return {k.strip(): v.strip() for k, _, v in pairs}
 
 
 def simulate(out: Path, opts: VisonSimulation) -> dict:
@@ -31,7 +43,7 @@ def simulate(out: Path, opts: VisonSimulation) -> dict:
     from steps.vison.simulate import SERIALS, simulate_day
 
     day = simulate_day(Path(out), full_size=opts.full_size, seed=opts.seed, faults=tuple(opts.faults),
-                       tests=tuple(opts.sim_tests), max_frames=opts.max_frames)
+                       tests=tuple(opts.sim_tests), max_frames=opts.max_frames, resubmitted=opts.resubmitted)
     analysable = [t for t in opts.sim_tests if t in tasks.TASKS]
     return {"data_root": str(day.day_folder), "tests": analysable or list(tasks.TASKS)[:1], "session": "D00",
             "serials": {f"CCD{i + 1}": s for i, s in enumerate(SERIALS)}}

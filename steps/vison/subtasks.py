@@ -20,14 +20,30 @@ KEY = ("test", "ccd")
 
 
 def task_items(task: tasks.Task) -> Callable[[object], list[dict]]:
-    """The items function of a Task's sub-tasks: one per test of the session it analyses and CCD."""
+    """The items function of a Task's sub-tasks: one per test of the session it analyses and CCD.
+
+    In wait mode a test has items once the inventory finds it complete (its sequence acquired),
+    so that a Task starts when its data are all there and never on part of them; with
+    ``check_only`` (vison_run -k) only the check and the flags have items."""
 
     def items(ctx) -> list[dict]:
-        return [{"test": t, "ccd": c} for t in tasks.tests_of(task, ctx.settings.tests) for c in elvis.CCDS]
+        s = ctx.settings
+        if s.check_only and ctx.step not in (task.step("check"), task.step("flags")):
+            return []
+        return [{"test": t, "ccd": c} for t in ready(ctx, tasks.tests_of(task, s.tests)) for c in elvis.CCDS]
 
     items.__name__ = f"{task.prefix}_items"
     items.__doc__ = f"One item per {task.handle} test of the session and CCD."
     return items
+
+
+def ready(ctx, tests: list[str]) -> list[str]:
+    """The ``tests`` to analyse now: all of them, or in wait mode those the inventory finds complete."""
+    if not ctx.settings.wait or not tests:
+        return tests
+    done = {r["test"] for r in ctx.rows("inventory", columns=["test", "state"], where={"test": tests})
+            if r["state"] == "complete"}
+    return [t for t in tests if t in done]
 
 
 def good_frames(ctx, item) -> list[dict]:

@@ -92,6 +92,6 @@ def extract_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-tp_extract = FanOut("tp_extract", inputs=("tp_check",), params=ExtractParams, items=task_items(tasks.TP01),
+tp_extract = FanOut("tp_extract", inputs=("inventory", "tp_check"), params=ExtractParams, items=task_items(tasks.TP01),
                     process=extract_ccd, key=KEY, schema=SCHEMA, shard_size=1,
                     resources=Resources(cpu="1", memory="3Gi"), doc=__doc__)

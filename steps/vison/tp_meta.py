@@ -56,5 +56,5 @@ def meta_ccd(ctx, item) -> list[dict]:
     return rows
 
 
-tp_meta = FanOut("tp_meta", inputs=("tp_extract",), optional_inputs=("ptc_meta",), items=task_items(tasks.TP01),
+tp_meta = FanOut("tp_meta", inputs=("inventory", "tp_extract"), optional_inputs=("ptc_meta",), items=task_items(tasks.TP01),
                  process=meta_ccd, key=KEY, schema=SCHEMA, shard_size=1, doc=__doc__)

@@ -97,6 +97,12 @@ def test_patterns_name_settings_and_skip_hidden_files(tmp_path):
         Arrivals("raw_root", ("/abs/*.fits",))
     with pytest.raises(AstroflowError, match="tuple of patterns"):
         Arrivals("raw_root", "*.fits")
+    logs = Arrivals("raw_root", ("{night}/raw/*.fits", "{night}/*.log"), growing=("{night}/*.log",))
+    assert logs.grows(tmp_path / "20250101" / "night.log", settings)
+    assert not logs.grows(tmp_path / "20250101" / "raw" / "a.fits", settings)
+    assert not decl.grows(tmp_path / "20250101" / "raw" / "a.fits", settings)
+    with pytest.raises(AstroflowError, match="growing"):
+        Arrivals("raw_root", ("*.fits",), growing=("*.log",))
 
 
 # --- settling (no I/O: a fake clock and a fake check) -------------------------------------------------------
